@@ -1,0 +1,225 @@
+//! Parameter types of the kernels: small `Copy` structs so call sites read as what
+//! they mean and every backend receives exactly the same description.
+
+/// C = alpha·op(A)·op(B) + beta·C, row-major, strided-batched.
+///
+/// op(A) is `m×k`: A is stored `m×k`, or `k×m` when `trans_a`. op(B) is `k×n`: B is
+/// stored `k×n`, or `n×k` when `trans_b`. C is `m×n`. Matrix `i` of the batch starts
+/// at `i·stride_*` elements; a stride of 0 broadcasts one matrix over the batch
+/// (not allowed for C).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gemm {
+    /// Rows of op(A) and C.
+    pub m: usize,
+    /// Columns of op(B) and C.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// A is stored transposed (`k×m`).
+    pub trans_a: bool,
+    /// B is stored transposed (`n×k`).
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f64,
+    /// Scale of the existing C (0 overwrites, NaN in C included, as BLAS does).
+    pub beta: f64,
+    /// Number of matrices.
+    pub batch: usize,
+    /// Elements between consecutive A matrices.
+    pub stride_a: usize,
+    /// Elements between consecutive B matrices.
+    pub stride_b: usize,
+    /// Elements between consecutive C matrices.
+    pub stride_c: usize,
+}
+
+impl Gemm {
+    /// A single `m×k · k×n` product, alpha 1, beta 0.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+            batch: 1,
+            stride_a: m * k,
+            stride_b: k * n,
+            stride_c: m * n,
+        }
+    }
+    /// Set which operands are stored transposed.
+    pub fn trans(mut self, trans_a: bool, trans_b: bool) -> Self {
+        self.trans_a = trans_a;
+        self.trans_b = trans_b;
+        self
+    }
+    /// Set alpha and beta.
+    pub fn scale(mut self, alpha: f64, beta: f64) -> Self {
+        self.alpha = alpha;
+        self.beta = beta;
+        self
+    }
+    /// Make it a batch of `batch` products with the given strides.
+    pub fn batched(mut self, batch: usize, stride_a: usize, stride_b: usize, stride_c: usize) -> Self {
+        self.batch = batch;
+        self.stride_a = stride_a;
+        self.stride_b = stride_b;
+        self.stride_c = stride_c;
+        self
+    }
+    /// A batch of densely packed products (strides = matrix sizes).
+    pub fn batched_dense(self, batch: usize) -> Self {
+        let (m, n, k) = (self.m, self.n, self.k);
+        self.batched(batch, m * k, k * n, m * n)
+    }
+    /// FLOPs of the whole call (2·m·n·k per matrix).
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batch as f64
+    }
+}
+
+/// Element-wise activation functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// x·Φ(x) with the exact normal CDF (PyTorch `approximate='none'`).
+    GeluErf,
+    /// The tanh approximation (PyTorch `approximate='tanh'`).
+    GeluTanh,
+    /// x·σ(x).
+    Silu,
+}
+
+/// Shape of a GroupNorm call on NCHW data (`spatial` = H·W, any trailing dims flattened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupNormShape {
+    /// N.
+    pub batch: usize,
+    /// C, a multiple of `groups`.
+    pub channels: usize,
+    /// H·W.
+    pub spatial: usize,
+    /// Number of groups G; statistics are taken over (C/G)·H·W values.
+    pub groups: usize,
+}
+
+/// Inverted dropout driven by the Philox stream `(seed, offset)`.
+///
+/// Element `i` is dropped when the top 24 bits of Philox word `i` are below
+/// `round(p·2²⁴)`: an integer comparison, so every backend drops the same elements.
+/// Kept values are scaled by 1/(1−p).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    /// Drop probability in [0, 1).
+    pub p: f64,
+    /// Philox key.
+    pub seed: u64,
+    /// Philox stream (upper half of the counter); use a fresh one per call site and step.
+    pub offset: u64,
+}
+
+impl Dropout {
+    /// Threshold on the 24-bit uniform integer: dropped iff `bits < threshold`.
+    pub fn threshold(&self) -> u32 {
+        libm::round(self.p * 16_777_216.0) as u32
+    }
+    /// Scale applied to kept values.
+    pub fn keep_scale(&self) -> f64 {
+        1.0 / (1.0 - self.p)
+    }
+}
+
+/// Upsampling rule on NCHW data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpsampleMode {
+    /// Output pixel (y, x) copies input (y/k, x/k).
+    Nearest,
+    /// PyTorch bilinear with `align_corners=False`.
+    Bilinear,
+}
+
+/// Shape of an integer-factor upsampling: `[N, C, H, W] → [N, C, H·k, W·k]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpsampleShape {
+    /// N.
+    pub batch: usize,
+    /// C.
+    pub channels: usize,
+    /// Input H.
+    pub height: usize,
+    /// Input W.
+    pub width: usize,
+    /// k ≥ 1.
+    pub factor: usize,
+}
+
+impl UpsampleShape {
+    /// Elements of the input.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.channels * self.height * self.width
+    }
+    /// Elements of the output.
+    pub fn output_len(&self) -> usize {
+        self.input_len() * self.factor * self.factor
+    }
+}
+
+/// Reductions along the last dimension of a `[rows, cols]` tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowReduce {
+    /// Σ x.
+    Sum,
+    /// Σ x / cols.
+    Mean,
+    /// max x (NaN if any element is NaN).
+    Max,
+    /// log Σ exp x, max-subtracted.
+    LogSumExp,
+}
+
+/// Fused AdamW with optional global-norm gradient clipping, PyTorch semantics:
+///
+/// ```text
+/// if max_grad_norm: c = min(1, max_grad_norm / (‖g‖₂ + 1e-6)),  g ← c·g   (‖g‖ over all tensors)
+/// p ← p − lr·wd·p
+/// m ← β1·m + (1−β1)·g ;  v ← β2·v + (1−β2)·g²
+/// p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + eps)
+/// ```
+/// The clipped gradient is used, not written back: gradients are left as they were.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamW {
+    /// Learning rate.
+    pub lr: f64,
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// ε added to the bias-corrected √v.
+    pub eps: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Step number t, counted from 1.
+    pub step: u64,
+    /// Clip the global gradient norm to this value before the update.
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for AdamW {
+    /// PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+    fn default() -> Self {
+        AdamW {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            step: 1,
+            max_grad_norm: None,
+        }
+    }
+}
+
+/// The epsilon PyTorch's `clip_grad_norm_` adds to the norm.
+pub const CLIP_NORM_EPS: f64 = 1e-6;
