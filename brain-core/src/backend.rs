@@ -11,7 +11,9 @@
 
 use crate::element::Element;
 use crate::error::Result;
-use crate::ops::{Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape};
+use crate::ops::{
+    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -71,7 +73,13 @@ pub trait Backend {
     // ---------------------------------------------------------------- GEMM
 
     /// `C = alpha·op(A)·op(B) + beta·C` for each matrix of the batch (see [`Gemm`]).
-    fn gemm(&self, g: &Gemm, a: &Self::Buffer, b: &Self::Buffer, c: &mut Self::Buffer) -> Result<()>;
+    fn gemm(
+        &self,
+        g: &Gemm,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        c: &mut Self::Buffer,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- Linear
 
@@ -104,16 +112,41 @@ pub trait Backend {
     // ---------------------------------------------------------------- bias
 
     /// `y[o,c,i] += bias[c]` over `[outer, channels, inner]` (inner = 1 for rows).
-    fn bias_add(&self, y: &mut Self::Buffer, bias: &Self::Buffer, outer: usize, channels: usize, inner: usize) -> Result<()>;
+    fn bias_add(
+        &self,
+        y: &mut Self::Buffer,
+        bias: &Self::Buffer,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    ) -> Result<()>;
     /// `dbias[c] += Σ_{o,i} dy[o,c,i]`.
-    fn bias_backward(&self, dy: &Self::Buffer, dbias: &mut Self::Buffer, outer: usize, channels: usize, inner: usize) -> Result<()>;
+    fn bias_backward(
+        &self,
+        dy: &Self::Buffer,
+        dbias: &mut Self::Buffer,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- activations
 
     /// `y = f(x)` element-wise.
-    fn activation_forward(&self, act: Activation, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn activation_forward(
+        &self,
+        act: Activation,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
     /// `dx = dy · f'(x)` element-wise.
-    fn activation_backward(&self, act: Activation, x: &Self::Buffer, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn activation_backward(
+        &self,
+        act: Activation,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- normalisation
 
@@ -179,14 +212,27 @@ pub trait Backend {
     /// `y = x·keep/(1−p)` with the keep mask drawn from Philox (see [`Dropout`]).
     fn dropout_forward(&self, d: &Dropout, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
     /// `dx = dy·keep/(1−p)`: the mask is regenerated from `(seed, offset)`, never stored.
-    fn dropout_backward(&self, d: &Dropout, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn dropout_backward(&self, d: &Dropout, dy: &Self::Buffer, dx: &mut Self::Buffer)
+        -> Result<()>;
 
     // ---------------------------------------------------------------- upsampling
 
     /// `[N,C,H,W] → [N,C,H·k,W·k]`.
-    fn upsample_forward(&self, mode: UpsampleMode, shape: &UpsampleShape, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn upsample_forward(
+        &self,
+        mode: UpsampleMode,
+        shape: &UpsampleShape,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
     /// `dx` (overwritten) from `dy`.
-    fn upsample_backward(&self, mode: UpsampleMode, shape: &UpsampleShape, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn upsample_backward(
+        &self,
+        mode: UpsampleMode,
+        shape: &UpsampleShape,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- element-wise
 
@@ -200,21 +246,40 @@ pub trait Backend {
     // ---------------------------------------------------------------- reductions
 
     /// `out[r] = reduce(x[r, :])` over `x[rows, cols]`.
-    fn reduce_rows(&self, op: RowReduce, x: &Self::Buffer, out: &mut Self::Buffer, rows: usize, cols: usize) -> Result<()>;
+    fn reduce_rows(
+        &self,
+        op: RowReduce,
+        x: &Self::Buffer,
+        out: &mut Self::Buffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- optimizer
 
     /// One fused AdamW step over all `tensors` (see [`AdamW`]). When `grad_norm` is
     /// given (a 1-element buffer) the global gradient norm before clipping is written
     /// there, on the device, so logging it costs no extra sync.
-    fn adamw_step(&self, cfg: &AdamW, tensors: &mut [AdamWTensor<'_, Self>], grad_norm: Option<&mut Self::Buffer>) -> Result<()>;
+    fn adamw_step(
+        &self,
+        cfg: &AdamW,
+        tensors: &mut [AdamWTensor<'_, Self>],
+        grad_norm: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
 
     // ---------------------------------------------------------------- randomness
 
     /// Uniforms in [0, 1): element `i` = (top 24 bits of Philox word `i`)·2⁻²⁴.
     fn fill_uniform(&self, out: &mut Self::Buffer, seed: u64, offset: u64) -> Result<()>;
     /// Normals `mean + std·z`, Box–Muller on word pairs (see [`crate::philox`]).
-    fn fill_normal(&self, out: &mut Self::Buffer, seed: u64, offset: u64, mean: f64, std: f64) -> Result<()>;
+    fn fill_normal(
+        &self,
+        out: &mut Self::Buffer,
+        seed: u64,
+        offset: u64,
+        mean: f64,
+        std: f64,
+    ) -> Result<()>;
     /// The raw 32-bit Philox words, for bit-exact cross-backend checks: `out[2i]` =
     /// high 16 bits of word `i`, `out[2i+1]` = low 16 bits (both exact in any float).
     fn philox_bits(&self, out: &mut Self::Buffer, seed: u64, offset: u64) -> Result<()>;

@@ -20,7 +20,12 @@ pub fn len(op: &'static str, arg: &'static str, got: usize, expected: usize) -> 
     if got == expected {
         Ok(())
     } else {
-        Err(BrainError::ShapeMismatch { op, arg, expected, got })
+        Err(BrainError::ShapeMismatch {
+            op,
+            arg,
+            expected,
+            got,
+        })
     }
 }
 
@@ -37,9 +42,16 @@ pub fn gemm(g: &Gemm, a: usize, b: usize, c: usize) -> Result<()> {
     }
     let need = |arg: &'static str, stride: usize, mat: usize, got: usize| -> Result<()> {
         let last = numel(OP, &[g.batch - 1, stride])?;
-        let end = last.checked_add(mat).ok_or(BrainError::SizeOverflow { op: OP })?;
+        let end = last
+            .checked_add(mat)
+            .ok_or(BrainError::SizeOverflow { op: OP })?;
         if got < end {
-            return Err(BrainError::ShapeMismatch { op: OP, arg, expected: end, got });
+            return Err(BrainError::ShapeMismatch {
+                op: OP,
+                arg,
+                expected: end,
+                got,
+            });
         }
         Ok(())
     };
@@ -48,10 +60,19 @@ pub fn gemm(g: &Gemm, a: usize, b: usize, c: usize) -> Result<()> {
     let mn = numel(OP, &[g.m, g.n])?;
     need("c", g.stride_c, mn, c)?;
     if g.batch > 1 && g.stride_c < mn {
-        return Err(invalid(OP, format!("stride_c {} < m·n {}: C matrices would overlap", g.stride_c, mn)));
+        return Err(invalid(
+            OP,
+            format!(
+                "stride_c {} < m·n {}: C matrices would overlap",
+                g.stride_c, mn
+            ),
+        ));
     }
     if !g.alpha.is_finite() || !g.beta.is_finite() {
-        return Err(invalid(OP, format!("alpha {} and beta {} must be finite", g.alpha, g.beta)));
+        return Err(invalid(
+            OP,
+            format!("alpha {} and beta {} must be finite", g.alpha, g.beta),
+        ));
     }
     Ok(())
 }
@@ -76,13 +97,28 @@ pub fn linear(
 }
 
 /// Bias over `[outer, channels, inner]`.
-pub fn bias(op: &'static str, y: usize, b: usize, outer: usize, channels: usize, inner: usize) -> Result<()> {
+pub fn bias(
+    op: &'static str,
+    y: usize,
+    b: usize,
+    outer: usize,
+    channels: usize,
+    inner: usize,
+) -> Result<()> {
     len(op, "y", y, numel(op, &[outer, channels, inner])?)?;
     len(op, "bias", b, channels)
 }
 
 /// Layer norm over `[rows, cols]`.
-pub fn layernorm(op: &'static str, x: usize, gamma: usize, beta: usize, stats: (usize, usize), rows: usize, cols: usize) -> Result<()> {
+pub fn layernorm(
+    op: &'static str,
+    x: usize,
+    gamma: usize,
+    beta: usize,
+    stats: (usize, usize),
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
     if cols == 0 {
         return Err(invalid(op, "cols must be at least 1".into()));
     }
@@ -94,9 +130,22 @@ pub fn layernorm(op: &'static str, x: usize, gamma: usize, beta: usize, stats: (
 }
 
 /// Group norm over NCHW.
-pub fn groupnorm(op: &'static str, x: usize, gamma: usize, beta: usize, stats: (usize, usize), s: &GroupNormShape) -> Result<()> {
+pub fn groupnorm(
+    op: &'static str,
+    x: usize,
+    gamma: usize,
+    beta: usize,
+    stats: (usize, usize),
+    s: &GroupNormShape,
+) -> Result<()> {
     if s.groups == 0 || s.channels % s.groups != 0 {
-        return Err(invalid(op, format!("channels {} must be a positive multiple of groups {}", s.channels, s.groups)));
+        return Err(invalid(
+            op,
+            format!(
+                "channels {} must be a positive multiple of groups {}",
+                s.channels, s.groups
+            ),
+        ));
     }
     if s.spatial == 0 {
         return Err(invalid(op, "spatial size must be at least 1".into()));
@@ -112,7 +161,10 @@ pub fn groupnorm(op: &'static str, x: usize, gamma: usize, beta: usize, stats: (
 /// Dropout probability in [0, 1).
 pub fn dropout(op: &'static str, d: &Dropout) -> Result<()> {
     if !(d.p >= 0.0 && d.p < 1.0) {
-        return Err(invalid(op, format!("dropout probability {} must be in [0, 1)", d.p)));
+        return Err(invalid(
+            op,
+            format!("dropout probability {} must be in [0, 1)", d.p),
+        ));
     }
     Ok(())
 }
@@ -143,10 +195,19 @@ pub fn adamw(cfg: &AdamW) -> Result<()> {
         return Err(invalid(OP, "step counts from 1".into()));
     }
     if !(0.0..1.0).contains(&cfg.beta1) || !(0.0..1.0).contains(&cfg.beta2) {
-        return Err(invalid(OP, format!("betas ({}, {}) must lie in [0, 1)", cfg.beta1, cfg.beta2)));
+        return Err(invalid(
+            OP,
+            format!("betas ({}, {}) must lie in [0, 1)", cfg.beta1, cfg.beta2),
+        ));
     }
     if !(cfg.lr >= 0.0) || !(cfg.eps > 0.0) || !(cfg.weight_decay >= 0.0) {
-        return Err(invalid(OP, format!("lr {}, eps {}, weight_decay {}: need lr ≥ 0, eps > 0, wd ≥ 0", cfg.lr, cfg.eps, cfg.weight_decay)));
+        return Err(invalid(
+            OP,
+            format!(
+                "lr {}, eps {}, weight_decay {}: need lr ≥ 0, eps > 0, wd ≥ 0",
+                cfg.lr, cfg.eps, cfg.weight_decay
+            ),
+        ));
     }
     if let Some(c) = cfg.max_grad_norm {
         if !(c > 0.0) {

@@ -50,7 +50,12 @@ pub enum BrainError {
 impl fmt::Display for BrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BrainError::ShapeMismatch { op, arg, expected, got } => write!(
+            BrainError::ShapeMismatch {
+                op,
+                arg,
+                expected,
+                got,
+            } => write!(
                 f,
                 "{op}: `{arg}` has {got} elements but the dimensions given need {expected}"
             ),

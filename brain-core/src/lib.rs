@@ -26,6 +26,13 @@
 //! ```
 #![no_std]
 #![warn(missing_docs)]
+// Kernels index several slices with one loop variable, llm.c style, and take their
+// dims as plain arguments; `!(x > 0.0)` is how the checks reject NaN on purpose.
+#![allow(
+    clippy::needless_range_loop,
+    clippy::too_many_arguments,
+    clippy::neg_cmp_op_on_partial_ord
+)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -42,4 +49,6 @@ pub mod reference;
 pub use backend::{AdamWTensor, Backend};
 pub use element::Element;
 pub use error::{BrainError, Result};
-pub use ops::{Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape};
+pub use ops::{
+    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+};

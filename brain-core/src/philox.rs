@@ -48,7 +48,12 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 #[inline]
 pub fn block(seed: u64, offset: u64, block: u64) -> [u32; 4] {
     philox4x32_10(
-        [block as u32, (block >> 32) as u32, offset as u32, (offset >> 32) as u32],
+        [
+            block as u32,
+            (block >> 32) as u32,
+            offset as u32,
+            (offset >> 32) as u32,
+        ],
         [seed as u32, (seed >> 32) as u32],
     )
 }
@@ -89,13 +94,19 @@ mod tests {
     // Known-answer vectors of the Random123 distribution (kat_vectors, philox4x32 10).
     #[test]
     fn random123_known_answers() {
-        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
             [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
         );
         assert_eq!(
-            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }

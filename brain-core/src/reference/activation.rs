@@ -13,7 +13,9 @@ pub fn activation<T: Element>(act: Activation, x: T) -> T {
     let half = T::from_f64(0.5);
     let one = T::one();
     match act {
-        Activation::GeluErf => half * x * (one + (x * T::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf()),
+        Activation::GeluErf => {
+            half * x * (one + (x * T::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf())
+        }
         Activation::GeluTanh => {
             let inner = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_TANH_C) * x * x * x);
             half * x * (one + inner.tanh())

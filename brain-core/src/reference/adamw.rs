@@ -69,7 +69,14 @@ pub fn sum_squares<T: Element>(g: &[T]) -> T {
 }
 
 /// p, m, v updated in place from g scaled by `clip`.
-pub fn adamw_tensor<T: Element>(s: &AdamWScalars<T>, clip: T, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+pub fn adamw_tensor<T: Element>(
+    s: &AdamWScalars<T>,
+    clip: T,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
     for i in 0..p.len() {
         let (pn, mn, vn) = adamw_element(s, p[i], g[i] * clip, m[i], v[i]);
         p[i] = pn;

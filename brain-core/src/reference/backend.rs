@@ -5,7 +5,9 @@ use crate::backend::{AdamWTensor, Backend};
 use crate::check;
 use crate::element::Element;
 use crate::error::Result;
-use crate::ops::{Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape};
+use crate::ops::{
+    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+};
 use alloc::format;
 use alloc::string::String;
 
@@ -41,17 +43,19 @@ impl<T: Element> Backend for ReferenceBackend<T> {
 
     fn alloc(&self, len: usize) -> Result<Vec<T>> {
         let mut v = Vec::new();
-        v.try_reserve_exact(len).map_err(|_| crate::BrainError::OutOfMemory {
-            bytes: len.saturating_mul(core::mem::size_of::<T>()),
-        })?;
+        v.try_reserve_exact(len)
+            .map_err(|_| crate::BrainError::OutOfMemory {
+                bytes: len.saturating_mul(core::mem::size_of::<T>()),
+            })?;
         v.resize(len, T::zero());
         Ok(v)
     }
     fn upload(&self, data: &[T]) -> Result<Vec<T>> {
         let mut v = self.alloc(0)?;
-        v.try_reserve_exact(data.len()).map_err(|_| crate::BrainError::OutOfMemory {
-            bytes: core::mem::size_of_val(data),
-        })?;
+        v.try_reserve_exact(data.len())
+            .map_err(|_| crate::BrainError::OutOfMemory {
+                bytes: core::mem::size_of_val(data),
+            })?;
         v.extend_from_slice(data);
         Ok(v)
     }
@@ -87,8 +91,26 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         Ok(())
     }
 
-    fn linear_forward(&self, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>, rows: usize, in_f: usize, out_f: usize) -> Result<()> {
-        check::linear("linear_forward", x.len(), w.len(), b.map(|b| b.len()), y.len(), rows, in_f, out_f)?;
+    fn linear_forward(
+        &self,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+        rows: usize,
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<()> {
+        check::linear(
+            "linear_forward",
+            x.len(),
+            w.len(),
+            b.map(|b| b.len()),
+            y.len(),
+            rows,
+            in_f,
+            out_f,
+        )?;
         linear::linear_forward(y, x, w, b.map(|b| b.as_slice()), rows, in_f, out_f);
         Ok(())
     }
@@ -106,23 +128,56 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         out_f: usize,
     ) -> Result<()> {
         const OP: &str = "linear_backward";
-        check::linear(OP, x.len(), w.len(), db.as_ref().map(|b| b.len()), dy.len(), rows, in_f, out_f)?;
+        check::linear(
+            OP,
+            x.len(),
+            w.len(),
+            db.as_ref().map(|b| b.len()),
+            dy.len(),
+            rows,
+            in_f,
+            out_f,
+        )?;
         if let Some(dx) = &dx {
             same_len(OP, "dx", dx.len(), x.len())?;
         }
         if let Some(dw) = &dw {
             same_len(OP, "dweight", dw.len(), w.len())?;
         }
-        linear::linear_backward(dx.map(|v| v.as_mut_slice()), dw.map(|v| v.as_mut_slice()), db.map(|v| v.as_mut_slice()), dy, x, w, rows, in_f, out_f);
+        linear::linear_backward(
+            dx.map(|v| v.as_mut_slice()),
+            dw.map(|v| v.as_mut_slice()),
+            db.map(|v| v.as_mut_slice()),
+            dy,
+            x,
+            w,
+            rows,
+            in_f,
+            out_f,
+        );
         Ok(())
     }
 
-    fn bias_add(&self, y: &mut Vec<T>, b: &Vec<T>, outer: usize, channels: usize, inner: usize) -> Result<()> {
+    fn bias_add(
+        &self,
+        y: &mut Vec<T>,
+        b: &Vec<T>,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    ) -> Result<()> {
         check::bias("bias_add", y.len(), b.len(), outer, channels, inner)?;
         bias::bias_add(y, b, outer, channels, inner);
         Ok(())
     }
-    fn bias_backward(&self, dy: &Vec<T>, db: &mut Vec<T>, outer: usize, channels: usize, inner: usize) -> Result<()> {
+    fn bias_backward(
+        &self,
+        dy: &Vec<T>,
+        db: &mut Vec<T>,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    ) -> Result<()> {
         check::bias("bias_backward", dy.len(), db.len(), outer, channels, inner)?;
         bias::bias_backward(db, dy, outer, channels, inner);
         Ok(())
@@ -133,23 +188,68 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         activation::activation_forward(act, y, x);
         Ok(())
     }
-    fn activation_backward(&self, act: Activation, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+    fn activation_backward(
+        &self,
+        act: Activation,
+        x: &Vec<T>,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
         same_len("activation_backward", "dy", dy.len(), x.len())?;
         same_len("activation_backward", "dx", dx.len(), x.len())?;
         activation::activation_backward(act, dx, x, dy);
         Ok(())
     }
 
-    fn layernorm_forward(&self, x: &Vec<T>, gamma: &Vec<T>, beta: &Vec<T>, y: &mut Vec<T>, mean: &mut Vec<T>, rstd: &mut Vec<T>, rows: usize, cols: usize, eps: f64) -> Result<()> {
+    fn layernorm_forward(
+        &self,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        beta: &Vec<T>,
+        y: &mut Vec<T>,
+        mean: &mut Vec<T>,
+        rstd: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+        eps: f64,
+    ) -> Result<()> {
         const OP: &str = "layernorm_forward";
-        check::layernorm(OP, x.len(), gamma.len(), beta.len(), (mean.len(), rstd.len()), rows, cols)?;
+        check::layernorm(
+            OP,
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            (mean.len(), rstd.len()),
+            rows,
+            cols,
+        )?;
         same_len(OP, "y", y.len(), x.len())?;
         layernorm::layernorm_forward(y, mean, rstd, x, gamma, beta, rows, cols, T::from_f64(eps));
         Ok(())
     }
-    fn layernorm_backward(&self, dy: &Vec<T>, x: &Vec<T>, gamma: &Vec<T>, mean: &Vec<T>, rstd: &Vec<T>, dx: &mut Vec<T>, dgamma: &mut Vec<T>, dbeta: &mut Vec<T>, rows: usize, cols: usize) -> Result<()> {
+    fn layernorm_backward(
+        &self,
+        dy: &Vec<T>,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        mean: &Vec<T>,
+        rstd: &Vec<T>,
+        dx: &mut Vec<T>,
+        dgamma: &mut Vec<T>,
+        dbeta: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         const OP: &str = "layernorm_backward";
-        check::layernorm(OP, x.len(), dgamma.len(), dbeta.len(), (mean.len(), rstd.len()), rows, cols)?;
+        check::layernorm(
+            OP,
+            x.len(),
+            dgamma.len(),
+            dbeta.len(),
+            (mean.len(), rstd.len()),
+            rows,
+            cols,
+        )?;
         same_len(OP, "gamma", gamma.len(), cols)?;
         same_len(OP, "dy", dy.len(), x.len())?;
         same_len(OP, "dx", dx.len(), x.len())?;
@@ -157,16 +257,51 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         Ok(())
     }
 
-    fn groupnorm_forward(&self, x: &Vec<T>, gamma: &Vec<T>, beta: &Vec<T>, y: &mut Vec<T>, mean: &mut Vec<T>, rstd: &mut Vec<T>, s: &GroupNormShape, eps: f64) -> Result<()> {
+    fn groupnorm_forward(
+        &self,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        beta: &Vec<T>,
+        y: &mut Vec<T>,
+        mean: &mut Vec<T>,
+        rstd: &mut Vec<T>,
+        s: &GroupNormShape,
+        eps: f64,
+    ) -> Result<()> {
         const OP: &str = "groupnorm_forward";
-        check::groupnorm(OP, x.len(), gamma.len(), beta.len(), (mean.len(), rstd.len()), s)?;
+        check::groupnorm(
+            OP,
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            (mean.len(), rstd.len()),
+            s,
+        )?;
         same_len(OP, "y", y.len(), x.len())?;
         groupnorm::groupnorm_forward(y, mean, rstd, x, gamma, beta, s, T::from_f64(eps));
         Ok(())
     }
-    fn groupnorm_backward(&self, dy: &Vec<T>, x: &Vec<T>, gamma: &Vec<T>, mean: &Vec<T>, rstd: &Vec<T>, dx: &mut Vec<T>, dgamma: &mut Vec<T>, dbeta: &mut Vec<T>, s: &GroupNormShape) -> Result<()> {
+    fn groupnorm_backward(
+        &self,
+        dy: &Vec<T>,
+        x: &Vec<T>,
+        gamma: &Vec<T>,
+        mean: &Vec<T>,
+        rstd: &Vec<T>,
+        dx: &mut Vec<T>,
+        dgamma: &mut Vec<T>,
+        dbeta: &mut Vec<T>,
+        s: &GroupNormShape,
+    ) -> Result<()> {
         const OP: &str = "groupnorm_backward";
-        check::groupnorm(OP, x.len(), dgamma.len(), dbeta.len(), (mean.len(), rstd.len()), s)?;
+        check::groupnorm(
+            OP,
+            x.len(),
+            dgamma.len(),
+            dbeta.len(),
+            (mean.len(), rstd.len()),
+            s,
+        )?;
         same_len(OP, "gamma", gamma.len(), s.channels)?;
         same_len(OP, "dy", dy.len(), x.len())?;
         same_len(OP, "dx", dx.len(), x.len())?;
@@ -187,7 +322,13 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         Ok(())
     }
 
-    fn upsample_forward(&self, mode: UpsampleMode, s: &UpsampleShape, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+    fn upsample_forward(
+        &self,
+        mode: UpsampleMode,
+        s: &UpsampleShape,
+        x: &Vec<T>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
         check::upsample("upsample_forward", x.len(), y.len(), s)?;
         match mode {
             UpsampleMode::Nearest => upsample::nearest_forward(y, x, s),
@@ -195,7 +336,13 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         }
         Ok(())
     }
-    fn upsample_backward(&self, mode: UpsampleMode, s: &UpsampleShape, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+    fn upsample_backward(
+        &self,
+        mode: UpsampleMode,
+        s: &UpsampleShape,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
         check::upsample("upsample_backward", dx.len(), dy.len(), s)?;
         match mode {
             UpsampleMode::Nearest => upsample::nearest_backward(dx, dy, s),
@@ -220,13 +367,25 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         Ok(())
     }
 
-    fn reduce_rows(&self, op: RowReduce, x: &Vec<T>, out: &mut Vec<T>, rows: usize, cols: usize) -> Result<()> {
+    fn reduce_rows(
+        &self,
+        op: RowReduce,
+        x: &Vec<T>,
+        out: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         check::reduce_rows("reduce_rows", x.len(), out.len(), rows, cols)?;
         reduce::reduce_rows(op, out, x, rows, cols);
         Ok(())
     }
 
-    fn adamw_step(&self, cfg: &AdamW, tensors: &mut [AdamWTensor<'_, Self>], grad_norm: Option<&mut Vec<T>>) -> Result<()> {
+    fn adamw_step(
+        &self,
+        cfg: &AdamW,
+        tensors: &mut [AdamWTensor<'_, Self>],
+        grad_norm: Option<&mut Vec<T>>,
+    ) -> Result<()> {
         const OP: &str = "adamw_step";
         check::adamw(cfg)?;
         for t in tensors.iter() {
@@ -237,7 +396,10 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         if let Some(n) = &grad_norm {
             same_len(OP, "grad_norm", n.len(), 1)?;
         }
-        let norm = tensors.iter().fold(T::zero(), |a, t| a + adamw::sum_squares(t.grad)).sqrt();
+        let norm = tensors
+            .iter()
+            .fold(T::zero(), |a, t| a + adamw::sum_squares(t.grad))
+            .sqrt();
         if let Some(n) = grad_norm {
             n[0] = norm;
         }
@@ -253,16 +415,28 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         random::fill_uniform(out, seed, offset);
         Ok(())
     }
-    fn fill_normal(&self, out: &mut Vec<T>, seed: u64, offset: u64, mean: f64, std: f64) -> Result<()> {
+    fn fill_normal(
+        &self,
+        out: &mut Vec<T>,
+        seed: u64,
+        offset: u64,
+        mean: f64,
+        std: f64,
+    ) -> Result<()> {
         random::fill_normal(out, seed, offset, T::from_f64(mean), T::from_f64(std));
         Ok(())
     }
     fn philox_bits(&self, out: &mut Vec<T>, seed: u64, offset: u64) -> Result<()> {
         if out.len() % 2 != 0 {
-            return Err(check::invalid("philox_bits", format!("output length {} must be even (two halves per word)", out.len())));
+            return Err(check::invalid(
+                "philox_bits",
+                format!(
+                    "output length {} must be even (two halves per word)",
+                    out.len()
+                ),
+            ));
         }
         random::philox_bits(out, seed, offset);
         Ok(())
     }
 }
-

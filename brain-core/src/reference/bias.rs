@@ -15,7 +15,13 @@ pub fn bias_add<T: Element>(y: &mut [T], b: &[T], outer: usize, channels: usize,
 }
 
 /// db[c] += Σ_{o,i} dy[o,c,i]
-pub fn bias_backward<T: Element>(db: &mut [T], dy: &[T], outer: usize, channels: usize, inner: usize) {
+pub fn bias_backward<T: Element>(
+    db: &mut [T],
+    dy: &[T],
+    outer: usize,
+    channels: usize,
+    inner: usize,
+) {
     for c in 0..channels {
         let mut acc = T::zero();
         for o in 0..outer {

@@ -16,7 +16,11 @@ pub fn dropout_forward<T: Element>(d: &Dropout, y: &mut [T], x: &[T]) {
     let t = d.threshold();
     let scale = T::from_f64(d.keep_scale());
     for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
-        *y = x * if keep(d, t, i as u64) { scale } else { T::zero() };
+        *y = x * if keep(d, t, i as u64) {
+            scale
+        } else {
+            T::zero()
+        };
     }
 }
 

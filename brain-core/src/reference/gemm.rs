@@ -17,12 +17,24 @@ pub fn gemm<T: Element>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) {
             for j in 0..n {
                 let mut acc = T::zero();
                 for l in 0..k {
-                    let av = if g.trans_a { a[l * m + i] } else { a[i * k + l] };
-                    let bv = if g.trans_b { b[j * k + l] } else { b[l * n + j] };
+                    let av = if g.trans_a {
+                        a[l * m + i]
+                    } else {
+                        a[i * k + l]
+                    };
+                    let bv = if g.trans_b {
+                        b[j * k + l]
+                    } else {
+                        b[l * n + j]
+                    };
                     acc = acc + av * bv;
                 }
                 // beta = 0 overwrites, as BLAS does (NaN in C does not leak through).
-                let old = if g.beta == 0.0 { T::zero() } else { beta * c[i * n + j] };
+                let old = if g.beta == 0.0 {
+                    T::zero()
+                } else {
+                    beta * c[i * n + j]
+                };
                 c[i * n + j] = alpha * acc + old;
             }
         }

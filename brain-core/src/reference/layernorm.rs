@@ -48,7 +48,14 @@ pub fn layernorm_forward<T: Element>(
 /// One row of the input gradient:
 /// dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)), dŷ = dy·γ.
 #[inline]
-pub fn layernorm_row_backward<T: Element>(dx: &mut [T], dy: &[T], x: &[T], gamma: &[T], mean: T, rstd: T) {
+pub fn layernorm_row_backward<T: Element>(
+    dx: &mut [T],
+    dy: &[T],
+    x: &[T],
+    gamma: &[T],
+    mean: T,
+    rstd: T,
+) {
     let n = T::from_f64(x.len() as f64);
     let mut dnorm_mean = T::zero();
     let mut dnorm_xhat_mean = T::zero();
@@ -82,7 +89,14 @@ pub fn layernorm_backward<T: Element>(
 ) {
     for r in 0..rows {
         let s = r * cols..(r + 1) * cols;
-        layernorm_row_backward(&mut dx[s.clone()], &dy[s.clone()], &x[s.clone()], gamma, mean[r], rstd[r]);
+        layernorm_row_backward(
+            &mut dx[s.clone()],
+            &dy[s.clone()],
+            &x[s.clone()],
+            gamma,
+            mean[r],
+            rstd[r],
+        );
         for c in 0..cols {
             let i = r * cols + c;
             let xhat = (x[i] - mean[r]) * rstd[r];

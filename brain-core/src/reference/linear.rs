@@ -3,7 +3,15 @@
 use crate::element::Element;
 
 /// y[rows,out] = x[rows,in] · w[out,in]ᵀ + b[out]
-pub fn linear_forward<T: Element>(y: &mut [T], x: &[T], w: &[T], b: Option<&[T]>, rows: usize, in_f: usize, out_f: usize) {
+pub fn linear_forward<T: Element>(
+    y: &mut [T],
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    rows: usize,
+    in_f: usize,
+    out_f: usize,
+) {
     for r in 0..rows {
         let xr = &x[r * in_f..(r + 1) * in_f];
         for o in 0..out_f {

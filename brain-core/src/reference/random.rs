@@ -14,7 +14,10 @@ pub fn fill_uniform<T: Element>(out: &mut [T], seed: u64, offset: u64) {
 pub fn fill_normal<T: Element>(out: &mut [T], seed: u64, offset: u64, mean: T, std: T) {
     for (i, o) in out.iter_mut().enumerate() {
         let j = (i / 2) as u64;
-        let (a, b) = philox::box_muller::<T>(philox::word(seed, offset, 2 * j), philox::word(seed, offset, 2 * j + 1));
+        let (a, b) = philox::box_muller::<T>(
+            philox::word(seed, offset, 2 * j),
+            philox::word(seed, offset, 2 * j + 1),
+        );
         *o = mean + std * if i % 2 == 0 { a } else { b };
     }
 }
