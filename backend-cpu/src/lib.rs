@@ -43,21 +43,32 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+// Kernel functions take the Backend trait's arguments one for one; closures over
+// zipped parallel iterators spell their tuple types out.
+#![allow(clippy::too_many_arguments, clippy::type_complexity)]
 
 mod adamw;
+mod cka;
+mod contrastive;
+mod diffusion;
 mod elementwise;
 mod gemm;
+mod mse;
 mod norm;
 mod par;
 mod random;
 mod reduce;
+mod simd;
+mod sims;
 mod skinny;
+mod sobel;
 mod upsample;
 
 use brain_core::check;
 use brain_core::{
-    Activation, AdamW, AdamWTensor, Backend, BrainError, Dropout, Gemm, GroupNormShape, Result,
-    RowReduce, UpsampleMode, UpsampleShape,
+    Activation, AdamW, AdamWTensor, Backend, BrainError, ContrastiveLoss, Dropout, Gemm,
+    GroupNormShape, HsicEstimator, ImageShape, Result, RowReduce, SchedulerStep, SobelLossForm,
+    UpsampleMode, UpsampleShape,
 };
 use par::{Exec, SEQ_COMPUTE, SEQ_MEM};
 
@@ -784,5 +795,198 @@ impl Backend for CpuBackend {
             random::philox_bits(ex, &mut out.0, seed, offset)
         });
         Ok(())
+    }
+
+    fn mse_forward(&self, a: &CpuBuffer, b: &CpuBuffer, loss: &mut CpuBuffer) -> Result<()> {
+        mse::mse_forward(self, a, b, loss)
+    }
+    fn mse_backward(
+        &self,
+        a: &CpuBuffer,
+        b: &CpuBuffer,
+        scale: f64,
+        da: Option<&mut CpuBuffer>,
+        db: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        mse::mse_backward(self, a, b, scale, da, db)
+    }
+    fn cka_grams_forward(
+        &self,
+        k: &CpuBuffer,
+        l: &CpuBuffer,
+        n: usize,
+        estimator: HsicEstimator,
+        out: &mut CpuBuffer,
+    ) -> Result<()> {
+        cka::cka_grams_forward(self, k, l, n, estimator, out)
+    }
+    fn cka_grams_backward(
+        &self,
+        k: &CpuBuffer,
+        l: &CpuBuffer,
+        n: usize,
+        estimator: HsicEstimator,
+        scale: f64,
+        dk: Option<&mut CpuBuffer>,
+        dl: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        cka::cka_grams_backward(self, k, l, n, estimator, scale, dk, dl)
+    }
+    fn sims_forward(
+        &self,
+        a: &CpuBuffer,
+        b: &CpuBuffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        loss: &mut CpuBuffer,
+    ) -> Result<()> {
+        sims::sims_forward(self, a, b, batch, tokens, dim, loss)
+    }
+    fn sims_backward(
+        &self,
+        a: &CpuBuffer,
+        b: &CpuBuffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        scale: f64,
+        da: Option<&mut CpuBuffer>,
+        db: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        sims::sims_backward(self, a, b, batch, tokens, dim, scale, da, db)
+    }
+    fn l2_normalize_rows_forward(
+        &self,
+        x: &CpuBuffer,
+        y: &mut CpuBuffer,
+        norms: &mut CpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        contrastive::l2_normalize_rows_forward(self, x, y, norms, rows, cols)
+    }
+    fn l2_normalize_rows_backward(
+        &self,
+        dy: &CpuBuffer,
+        x: &CpuBuffer,
+        norms: &CpuBuffer,
+        dx: &mut CpuBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        contrastive::l2_normalize_rows_backward(self, dy, x, norms, dx, rows, cols)
+    }
+    fn contrastive_forward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &CpuBuffer,
+        logits_tt: Option<&CpuBuffer>,
+        n: usize,
+        loss: &mut CpuBuffer,
+    ) -> Result<()> {
+        contrastive::contrastive_forward(self, kind, logits_pt, logits_tt, n, loss)
+    }
+    fn contrastive_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &CpuBuffer,
+        logits_tt: Option<&CpuBuffer>,
+        n: usize,
+        scale: f64,
+        dlogits_pt: &mut CpuBuffer,
+        dlogits_tt: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        contrastive::contrastive_backward(
+            self, kind, logits_pt, logits_tt, n, scale, dlogits_pt, dlogits_tt,
+        )
+    }
+    fn sobel_forward(
+        &self,
+        x: &CpuBuffer,
+        shape: &ImageShape,
+        gx: &mut CpuBuffer,
+        gy: &mut CpuBuffer,
+        magnitude: &mut CpuBuffer,
+    ) -> Result<()> {
+        sobel::sobel_forward(self, x, shape, gx, gy, magnitude)
+    }
+    fn sobel_backward(
+        &self,
+        x: &CpuBuffer,
+        shape: &ImageShape,
+        dgx: Option<&CpuBuffer>,
+        dgy: Option<&CpuBuffer>,
+        dmagnitude: Option<&CpuBuffer>,
+        dx: &mut CpuBuffer,
+    ) -> Result<()> {
+        sobel::sobel_backward(self, x, shape, dgx, dgy, dmagnitude, dx)
+    }
+    fn sobel_loss_forward(
+        &self,
+        pred: &CpuBuffer,
+        target: &CpuBuffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        loss: &mut CpuBuffer,
+    ) -> Result<()> {
+        sobel::sobel_loss_forward(self, pred, target, shape, form, loss)
+    }
+    fn sobel_loss_backward(
+        &self,
+        pred: &CpuBuffer,
+        target: &CpuBuffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        scale: f64,
+        dpred: Option<&mut CpuBuffer>,
+        dtarget: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        sobel::sobel_loss_backward(self, pred, target, shape, form, scale, dpred, dtarget)
+    }
+    fn scheduler_step(
+        &self,
+        step: &SchedulerStep,
+        model_output: &CpuBuffer,
+        sample: &CpuBuffer,
+        noise: Option<&CpuBuffer>,
+        prev_sample: &mut CpuBuffer,
+        pred_x0: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        diffusion::scheduler_step(
+            self,
+            step,
+            model_output,
+            sample,
+            noise,
+            prev_sample,
+            pred_x0,
+        )
+    }
+    fn add_noise(
+        &self,
+        x0: &CpuBuffer,
+        noise: &CpuBuffer,
+        sqrt_alpha_prod: &[f64],
+        sqrt_one_minus_alpha_prod: &[f64],
+        out: &mut CpuBuffer,
+    ) -> Result<()> {
+        diffusion::add_noise(
+            self,
+            x0,
+            noise,
+            sqrt_alpha_prod,
+            sqrt_one_minus_alpha_prod,
+            out,
+        )
+    }
+    fn guidance_combine(
+        &self,
+        uncond: &CpuBuffer,
+        cond: &CpuBuffer,
+        scale: f64,
+        out: &mut CpuBuffer,
+    ) -> Result<()> {
+        diffusion::guidance_combine(self, uncond, cond, scale, out)
     }
 }

@@ -94,6 +94,13 @@ pub fn try_gemm(
         } else {
             ex.chunk(n, 48, 48)
         };
+        // NT with too few columns to split (a Gram matrix A·Bᵀ of a small batch over
+        // long rows, m, n ≤ 64): split k instead, each task into its own m×n partial,
+        // then C = alpha·Σ partials + beta·C.
+        if !nn && ex.par && ex.threads > 1 && n <= per && k >= SPLIT_K_MIN {
+            split_k_nt(ex, &ptrs, c);
+            return true;
+        }
         if ex.par && n > per {
             use rayon::prelude::*;
             (0..n.div_ceil(per))
@@ -108,6 +115,77 @@ pub fn try_gemm(
     {
         let _ = (ex, m, n, k, alpha, a, b, beta, c);
         false
+    }
+}
+
+/// Least k worth splitting across the pool (each task keeps ≥ 1024 deep).
+const SPLIT_K_MIN: usize = 4096;
+
+/// `C = alpha·A·Bᵀ + beta·C` with k split across the pool (see [`try_gemm`]).
+#[cfg(target_arch = "x86_64")]
+fn split_k_nt(ex: Exec, p: &x86::Args, c: &mut [f32]) {
+    use rayon::prelude::*;
+    let (m, n, k) = (p.m, p.n, p.k);
+    // Task depth: a multiple of 8 lanes, at least 1024, about 2 tasks per thread.
+    let depth = k.div_ceil(ex.threads * 2).max(1024).div_ceil(8) * 8;
+    let tasks = k.div_ceil(depth);
+    let mut partials = vec![0f32; tasks * m * n];
+    // A·Aᵀ (a Gram matrix: the same rows on both sides) is symmetric: compute the
+    // upper triangle only.
+    let symmetric = m == n && p.a == p.b && p.lda == p.ldb;
+    let (a, b) = (x86::SyncConst(p.a), x86::SyncConst(p.b));
+    partials
+        .par_chunks_mut(m * n)
+        .enumerate()
+        .for_each(|(t, part)| {
+            let (a, b) = (a, b); // capture the Sync wrappers whole, not their fields
+            let k0 = t * depth;
+            let k1 = (k0 + depth).min(k);
+            let sub = x86::Args {
+                k: k1 - k0,
+                // SAFETY: k0 < k, so both offsets stay inside rows of length k (A: lda
+                // apart, B: ldb apart); the kernel reads columns [k0, k1) of each row.
+                a: unsafe { a.0.add(k0) },
+                b: unsafe { b.0.add(k0) },
+                c: x86::SyncPtr(part.as_mut_ptr()),
+                alpha: 1.0,
+                beta: 0.0,
+                ..*p
+            };
+            if symmetric {
+                // Row blocks of 4 from their diagonal block rightwards: the upper
+                // triangle (and a little of the lower, overwritten below).
+                for i0 in (0..m).step_by(4) {
+                    let rows = x86::Args {
+                        m: (m - i0).min(4),
+                        // SAFETY: row i0 < m of A; C's row i0 of the m×n partial.
+                        a: unsafe { sub.a.add(i0 * p.lda) },
+                        c: x86::SyncPtr(unsafe { part.as_mut_ptr().add(i0 * n) }),
+                        ..sub
+                    };
+                    // SAFETY: as below, for rows [i0, i0 + 4) and columns [i0, n).
+                    unsafe { x86::nt(&rows, i0, n) }
+                }
+            } else {
+                // SAFETY: AVX2 and FMA are present (checked by try_gemm); `part` is a
+                // dense m×n buffer owned by this task.
+                unsafe { x86::nt(&sub, 0, n) }
+            }
+        });
+    let (alpha, beta) = (p.alpha, p.beta);
+    for i in 0..m {
+        for j in 0..n {
+            // A symmetric product takes its lower triangle from the upper one, so the
+            // result is exactly symmetric.
+            let (r, q) = if symmetric && j < i { (j, i) } else { (i, j) };
+            let sum: f32 = partials.iter().skip(r * n + q).step_by(m * n).sum();
+            let ci = &mut c[i * n + j];
+            *ci = if beta == 0.0 {
+                alpha * sum
+            } else {
+                alpha * sum + beta * *ci
+            };
+        }
     }
 }
 
@@ -127,6 +205,13 @@ mod x86 {
     // SAFETY: tasks write disjoint column ranges (see `try_gemm`).
     unsafe impl Send for SyncPtr {}
     unsafe impl Sync for SyncPtr {}
+
+    /// A read-only operand pointer shared by the split-k tasks.
+    #[derive(Clone, Copy)]
+    pub struct SyncConst(pub *const f32);
+    // SAFETY: only read, from slices borrowed for the whole call.
+    unsafe impl Send for SyncConst {}
+    unsafe impl Sync for SyncConst {}
 
     /// One problem: A `m×k` (row stride lda), B `k×n` (NN, row stride ldb) or `n×k`
     /// (NT, row stride ldb), C `m×n` dense.
@@ -201,6 +286,13 @@ mod x86 {
             (Some(tail_mask(width)), Some(tail_mask(0)))
         };
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if PREFETCH && (l0 > 0 || p.beta != 0.0) {
+            // C is read back too, MR rows `n` apart: fetch the panels ahead.
+            for r in 0..MR {
+                let crow = p.c.0.add((i0 + r) * p.n + j);
+                _mm_prefetch::<_MM_HINT_T0>(crow.wrapping_add(PF_AHEAD_C) as *const i8);
+            }
+        }
         let a = p.a.add(i0 * p.lda + l0);
         let b = p.b.add(l0 * p.ldb + j);
         for l in 0..kb {
@@ -268,6 +360,9 @@ mod x86 {
 
     /// Floats ahead of the current panel that the NN kernel prefetches.
     const PF_AHEAD: usize = 32;
+
+    /// Floats ahead of the current panel that the NN kernel prefetches in C.
+    const PF_AHEAD_C: usize = 64;
 
     /// Rows of B per NN k block (parallel streams).
     const NN_KB: usize = 32;

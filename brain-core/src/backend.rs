@@ -5,14 +5,19 @@
 //!   every buffer's length equals what its dimensions imply (see [`crate::check`]) and
 //!   returns [`BrainError::ShapeMismatch`](crate::BrainError) otherwise.
 //! - Outputs are overwritten, except parameter gradients (`dweight`, `dbias`, `dgamma`,
-//!   `dbeta`), which are accumulated (`+=`) so that one buffer can gather a batch.
+//!   `dbeta`), which are accumulated (`+=`) so that one buffer can gather a batch, and
+//!   the input gradients of the losses (`da`, `dpred`, …), which are accumulated too,
+//!   so several loss terms on one prediction sum into one buffer.
+//! - Losses write their value into a 1-element buffer (no host round trip); their
+//!   backward takes `scale` = ∂(total)/∂(this loss), a host constant such as a weight.
 //! - Scalars cross the trait as f64 and are rounded once to `Elem`.
 //! - Calls may be asynchronous: only `download` and `sync` wait for the device.
 
 use crate::element::Element;
 use crate::error::Result;
 use crate::ops::{
-    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+    Activation, AdamW, ContrastiveLoss, Dropout, Gemm, GroupNormShape, HsicEstimator, ImageShape,
+    RowReduce, SchedulerStep, SobelLossForm, UpsampleMode, UpsampleShape,
 };
 use alloc::string::String;
 use alloc::vec;
@@ -283,4 +288,184 @@ pub trait Backend {
     /// The raw 32-bit Philox words, for bit-exact cross-backend checks: `out[2i]` =
     /// high 16 bits of word `i`, `out[2i+1]` = low 16 bits (both exact in any float).
     fn philox_bits(&self, out: &mut Self::Buffer, seed: u64, offset: u64) -> Result<()>;
+    // ---------------------------------------------------------------- losses
+
+    /// `loss[0] = mean((a − b)²)`.
+    fn mse_forward(
+        &self,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        loss: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `da += scale·2(a − b)/N`, `db −= the same`.
+    fn mse_backward(
+        &self,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        scale: f64,
+        da: Option<&mut Self::Buffer>,
+        db: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    /// Linear CKA from the `n×n` Gram matrices K = AAᵀ and L = BBᵀ: `out[0] = 1 − CKA`
+    /// (the loss); when `out` has 4 elements also `out[1..4] = [HSIC(K,L), HSIC(K,K),
+    /// HSIC(L,L)]`. `out` has 1 or 4 elements.
+    fn cka_grams_forward(
+        &self,
+        k: &Self::Buffer,
+        l: &Self::Buffer,
+        n: usize,
+        estimator: HsicEstimator,
+        out: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// Gradient of `scale·(1 − CKA)` with respect to K and L, symmetrised
+    /// (G + Gᵀ, overwritten) so that the caller's `dA += dk·A`, `dB += dl·B`.
+    fn cka_grams_backward(
+        &self,
+        k: &Self::Buffer,
+        l: &Self::Buffer,
+        n: usize,
+        estimator: HsicEstimator,
+        scale: f64,
+        dk: Option<&mut Self::Buffer>,
+        dl: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    /// Sims token loss on `a, b [batch, tokens, dim]`: `loss[0] = mean((s_A − s_B)²)`
+    /// with `s_X[b, j] = cos(X[b,0], X[b,j])`, j ≥ 1, norms clamped at 1e-8.
+    fn sims_forward(
+        &self,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        loss: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `da`, `db` accumulated with the gradient of `scale·loss`.
+    fn sims_backward(
+        &self,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        scale: f64,
+        da: Option<&mut Self::Buffer>,
+        db: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    /// `y = x / max(‖x‖, 1e-12)` per row of `x[rows, cols]`; saves `norms[rows]` = ‖x‖.
+    fn l2_normalize_rows_forward(
+        &self,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+        norms: &mut Self::Buffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// `dx` (overwritten) from `dy` through the row normalisation.
+    fn l2_normalize_rows_backward(
+        &self,
+        dy: &Self::Buffer,
+        x: &Self::Buffer,
+        norms: &Self::Buffer,
+        dx: &mut Self::Buffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+
+    /// Contrastive loss from `n×n` logits C_pt = p̂t̂ᵀ/τ (and, for SoftCLIP, C_tt = t̂t̂ᵀ/τ):
+    /// max-subtracted softmax, exact at τ = 0.005.
+    fn contrastive_forward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Self::Buffer,
+        logits_tt: Option<&Self::Buffer>,
+        n: usize,
+        loss: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// Gradients of `scale·loss` with respect to the logits (overwritten).
+    fn contrastive_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Self::Buffer,
+        logits_tt: Option<&Self::Buffer>,
+        n: usize,
+        scale: f64,
+        dlogits_pt: &mut Self::Buffer,
+        dlogits_tt: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    /// Sobel on NCHW, per channel, zero padding 1: gx, gy and √(gx² + gy² + 1e-6).
+    fn sobel_forward(
+        &self,
+        x: &Self::Buffer,
+        shape: &ImageShape,
+        gx: &mut Self::Buffer,
+        gy: &mut Self::Buffer,
+        magnitude: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `dx` (overwritten) from any of the output gradients.
+    fn sobel_backward(
+        &self,
+        x: &Self::Buffer,
+        shape: &ImageShape,
+        dgx: Option<&Self::Buffer>,
+        dgy: Option<&Self::Buffer>,
+        dmagnitude: Option<&Self::Buffer>,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// Fused Sobel loss between `pred` and `target` (see [`SobelLossForm`]).
+    fn sobel_loss_forward(
+        &self,
+        pred: &Self::Buffer,
+        target: &Self::Buffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        loss: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `dpred`, `dtarget` accumulated with the gradient of `scale·loss`.
+    fn sobel_loss_backward(
+        &self,
+        pred: &Self::Buffer,
+        target: &Self::Buffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        scale: f64,
+        dpred: Option<&mut Self::Buffer>,
+        dtarget: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
+    // ---------------------------------------------------------------- diffusion
+
+    /// One fused DDPM/DDIM update (see [`SchedulerStep`]); `noise` is required when
+    /// `coef_noise ≠ 0`; `pred_x0` receives x̂₀ when given.
+    fn scheduler_step(
+        &self,
+        step: &SchedulerStep,
+        model_output: &Self::Buffer,
+        sample: &Self::Buffer,
+        noise: Option<&Self::Buffer>,
+        prev_sample: &mut Self::Buffer,
+        pred_x0: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+    /// `out[b] = sqrt_alpha_prod[b]·x0[b] + sqrt_one_minus_alpha_prod[b]·noise[b]` for
+    /// each of the `sqrt_alpha_prod.len()` samples (per-sample timesteps).
+    fn add_noise(
+        &self,
+        x0: &Self::Buffer,
+        noise: &Self::Buffer,
+        sqrt_alpha_prod: &[f64],
+        sqrt_one_minus_alpha_prod: &[f64],
+        out: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// Classifier-free guidance: `out = uncond + scale·(cond − uncond)`.
+    fn guidance_combine(
+        &self,
+        uncond: &Self::Buffer,
+        cond: &Self::Buffer,
+        scale: f64,
+        out: &mut Self::Buffer,
+    ) -> Result<()>;
 }

@@ -40,8 +40,11 @@ extern crate std;
 
 pub mod backend;
 pub mod check;
+pub mod diffusion;
 pub mod element;
 pub mod error;
+pub mod loss;
+pub mod metrics;
 pub mod ops;
 pub mod philox;
 pub mod reference;
@@ -50,5 +53,6 @@ pub use backend::{AdamWTensor, Backend};
 pub use element::Element;
 pub use error::{BrainError, Result};
 pub use ops::{
-    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+    Activation, AdamW, ContrastiveLoss, Dropout, Gemm, GroupNormShape, HsicEstimator, ImageShape,
+    PredictionType, RowReduce, SchedulerStep, SobelLossForm, UpsampleMode, UpsampleShape,
 };

@@ -229,3 +229,103 @@ impl Default for AdamW {
 
 /// The epsilon PyTorch's `clip_grad_norm_` adds to the norm.
 pub const CLIP_NORM_EPS: f64 = 1e-6;
+
+// ------------------------------------------------------------------ losses
+
+/// Which HSIC estimator linear CKA uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HsicEstimator {
+    /// tr(KHLH)/(n−1)².
+    Biased,
+    /// Song et al. (2012); needs n > 3.
+    Unbiased,
+}
+
+/// Contrastive losses on `n×n` logit matrices (rows of preds against rows of targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContrastiveLoss {
+    /// MindEye's SoftCLIP: soft labels softmax(C_tt), both directions.
+    SoftClip,
+    /// Symmetric CLIP InfoNCE: labels on the diagonal, both directions.
+    InfoNce,
+}
+
+/// An NCHW image or latent tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    /// N.
+    pub batch: usize,
+    /// C.
+    pub channels: usize,
+    /// H.
+    pub height: usize,
+    /// W.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// N·C·H·W.
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.height * self.width
+    }
+    /// Whether any dimension is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the Sobel loss compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SobelLossForm {
+    /// mean((S(pred) − S(target))²) on the magnitude √(gx² + gy² + ε) (HAVIR eq. 2).
+    Magnitude,
+    /// mean((gx_p − gx_t)²) + mean((gy_p − gy_t)²).
+    Components,
+}
+
+/// ε inside the Sobel magnitude √(gx² + gy² + ε).
+pub const SOBEL_EPS: f64 = 1e-6;
+
+/// ε of PyTorch's `F.normalize`: rows are divided by max(‖x‖, ε).
+pub const NORMALIZE_EPS: f64 = 1e-12;
+
+// ------------------------------------------------------------------ diffusion
+
+/// What the denoiser predicts (diffusers' `prediction_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PredictionType {
+    /// The noise ε.
+    Epsilon,
+    /// v = √ᾱ·ε − √(1−ᾱ)·x₀.
+    VPrediction,
+    /// x₀ itself.
+    Sample,
+}
+
+/// One fused scheduler update, coefficients computed on the host by the scheduler:
+///
+/// ```text
+/// x̂₀ = from (model_output, sample, ᾱ_t, prediction)    [clamped to ±clip if set]
+/// ε̂  = from the same                                    [recomputed from the clamped x̂₀]
+/// prev = coef_x0·x̂₀ + coef_eps·ε̂ + coef_sample·sample + coef_noise·noise
+/// ```
+/// DDIM: coef_x0 = √ᾱ_prev, coef_eps = √(1−ᾱ_prev−σ²), coef_noise = σ.
+/// DDPM: coef_x0 = √ᾱ_prev·β_t/(1−ᾱ_t), coef_sample = √α_t·(1−ᾱ_prev)/(1−ᾱ_t),
+/// coef_noise = the standard deviation of the chosen variance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SchedulerStep {
+    /// What the model output means.
+    pub prediction: PredictionType,
+    /// ᾱ_t at the current timestep.
+    pub alpha_prod_t: f64,
+    /// Clamp x̂₀ to [−r, r] (diffusers' `clip_sample` with `clip_sample_range` r).
+    pub clip_sample: Option<f64>,
+    /// Coefficient of x̂₀.
+    pub coef_x0: f64,
+    /// Coefficient of ε̂.
+    pub coef_eps: f64,
+    /// Coefficient of the current sample.
+    pub coef_sample: f64,
+    /// Coefficient of the caller's noise (0: no noise buffer needed).
+    pub coef_noise: f64,
+}

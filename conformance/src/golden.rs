@@ -47,29 +47,45 @@ pub struct GoldenFile {
     pub cases: Vec<Case>,
 }
 
-/// Parse the committed golden file.
+/// Losses from PyTorch autograd (`make_losses.py`).
+pub const LOSSES_JSON: &str = include_str!("../golden/losses.json");
+/// Scheduler arithmetic from diffusers (`make_schedulers.py`).
+pub const SCHEDULERS_JSON: &str = include_str!("../golden/schedulers.json");
+/// Metrics from scikit-image, scipy and numpy (`make_metrics.py`).
+pub const METRICS_JSON: &str = include_str!("../golden/metrics.json");
+
+/// Parse a golden file.
+pub fn load(json: &str) -> GoldenFile {
+    serde_json::from_str(json).expect("golden JSON parses")
+}
+
+/// Parse the committed foundation golden file.
 pub fn foundation() -> GoldenFile {
-    serde_json::from_str(FOUNDATION_JSON).expect("conformance/golden/foundation.json parses")
+    load(FOUNDATION_JSON)
 }
 
 impl Case {
-    fn t(&self, name: &str) -> &[f64] {
+    /// Tensor `name`'s data (panics with the case name if missing).
+    pub fn t(&self, name: &str) -> &[f64] {
         &self
             .tensors
             .get(name)
             .unwrap_or_else(|| panic!("{}: tensor `{name}` missing", self.name))
             .data
     }
-    fn p(&self, name: &str) -> usize {
+    /// Integer parameter `name`.
+    pub fn p(&self, name: &str) -> usize {
         self.params
             .get(name)
             .and_then(|v| v.as_u64())
             .unwrap_or_else(|| panic!("{}: param `{name}` missing", self.name)) as usize
     }
-    fn f(&self, name: &str) -> Option<f64> {
+    /// Float parameter `name`, if present.
+    pub fn f(&self, name: &str) -> Option<f64> {
         self.params.get(name).and_then(|v| v.as_f64())
     }
-    fn scale(&self) -> f64 {
+    /// Largest magnitude over every tensor of the case (at least 1).
+    pub fn scale(&self) -> f64 {
         self.tensors
             .values()
             .flat_map(|t| t.data.iter())

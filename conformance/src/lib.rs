@@ -20,6 +20,9 @@
 pub mod data;
 pub mod finite_diff;
 pub mod golden;
+pub mod golden_contrastive_sobel;
+pub mod golden_schedulers;
+pub mod golden_similarity;
 pub mod kernels;
 pub mod tolerance;
 
@@ -38,10 +41,23 @@ macro_rules! conformance_suite {
     ($make:expr) => {
         $crate::conformance_suite!(@tests $make;
             gemm, linear, bias, activations, layernorm, groupnorm, dropout, upsample,
-            elementwise, reduce_rows, adamw, philox, nonfinite, bad_input);
+            elementwise, reduce_rows, adamw, philox, nonfinite, bad_input,
+            mse, cka, sims, contrastive, sobel, diffusion);
         #[test]
         fn golden_pytorch() {
             $crate::with_backend($make, "golden_pytorch", |be| $crate::golden::check_golden(be));
+        }
+        #[test]
+        fn golden_similarity_losses() {
+            $crate::with_backend($make, "golden_similarity_losses", |be| $crate::golden_similarity::check(be));
+        }
+        #[test]
+        fn golden_contrastive_sobel() {
+            $crate::with_backend($make, "golden_contrastive_sobel", |be| $crate::golden_contrastive_sobel::check(be));
+        }
+        #[test]
+        fn golden_schedulers() {
+            $crate::with_backend($make, "golden_schedulers", |be| $crate::golden_schedulers::check(be));
         }
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -6,7 +6,8 @@ use crate::check;
 use crate::element::Element;
 use crate::error::Result;
 use crate::ops::{
-    Activation, AdamW, Dropout, Gemm, GroupNormShape, RowReduce, UpsampleMode, UpsampleShape,
+    Activation, AdamW, ContrastiveLoss, Dropout, Gemm, GroupNormShape, HsicEstimator, ImageShape,
+    RowReduce, SchedulerStep, SobelLossForm, UpsampleMode, UpsampleShape,
 };
 use alloc::format;
 use alloc::string::String;
@@ -438,5 +439,240 @@ impl<T: Element> Backend for ReferenceBackend<T> {
         }
         random::philox_bits(out, seed, offset);
         Ok(())
+    }
+
+    fn mse_forward(&self, a: &Vec<T>, b: &Vec<T>, loss: &mut Vec<T>) -> Result<()> {
+        mse::mse_forward_checked(a, b, loss)
+    }
+    fn mse_backward(
+        &self,
+        a: &Vec<T>,
+        b: &Vec<T>,
+        scale: f64,
+        da: Option<&mut Vec<T>>,
+        db: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        mse::mse_backward_checked(
+            a,
+            b,
+            scale,
+            da.map(|v| v.as_mut_slice()),
+            db.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn cka_grams_forward(
+        &self,
+        k: &Vec<T>,
+        l: &Vec<T>,
+        n: usize,
+        estimator: HsicEstimator,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
+        cka::cka_grams_forward_checked(k, l, n, estimator, out)
+    }
+    fn cka_grams_backward(
+        &self,
+        k: &Vec<T>,
+        l: &Vec<T>,
+        n: usize,
+        estimator: HsicEstimator,
+        scale: f64,
+        dk: Option<&mut Vec<T>>,
+        dl: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        cka::cka_grams_backward_checked(
+            k,
+            l,
+            n,
+            estimator,
+            scale,
+            dk.map(|v| v.as_mut_slice()),
+            dl.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn sims_forward(
+        &self,
+        a: &Vec<T>,
+        b: &Vec<T>,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        loss: &mut Vec<T>,
+    ) -> Result<()> {
+        sims::sims_forward_checked(a, b, batch, tokens, dim, loss)
+    }
+    fn sims_backward(
+        &self,
+        a: &Vec<T>,
+        b: &Vec<T>,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        scale: f64,
+        da: Option<&mut Vec<T>>,
+        db: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        sims::sims_backward_checked(
+            a,
+            b,
+            batch,
+            tokens,
+            dim,
+            scale,
+            da.map(|v| v.as_mut_slice()),
+            db.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn l2_normalize_rows_forward(
+        &self,
+        x: &Vec<T>,
+        y: &mut Vec<T>,
+        norms: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        contrastive::l2_normalize_rows_forward_checked(x, y, norms, rows, cols)
+    }
+    fn l2_normalize_rows_backward(
+        &self,
+        dy: &Vec<T>,
+        x: &Vec<T>,
+        norms: &Vec<T>,
+        dx: &mut Vec<T>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        contrastive::l2_normalize_rows_backward_checked(dy, x, norms, dx, rows, cols)
+    }
+    fn contrastive_forward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Vec<T>,
+        logits_tt: Option<&Vec<T>>,
+        n: usize,
+        loss: &mut Vec<T>,
+    ) -> Result<()> {
+        contrastive::contrastive_forward_checked(
+            kind,
+            logits_pt,
+            logits_tt.map(|v| v.as_slice()),
+            n,
+            loss,
+        )
+    }
+    fn contrastive_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Vec<T>,
+        logits_tt: Option<&Vec<T>>,
+        n: usize,
+        scale: f64,
+        dlogits_pt: &mut Vec<T>,
+        dlogits_tt: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        contrastive::contrastive_backward_checked(
+            kind,
+            logits_pt,
+            logits_tt.map(|v| v.as_slice()),
+            n,
+            scale,
+            dlogits_pt,
+            dlogits_tt.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn sobel_forward(
+        &self,
+        x: &Vec<T>,
+        shape: &ImageShape,
+        gx: &mut Vec<T>,
+        gy: &mut Vec<T>,
+        magnitude: &mut Vec<T>,
+    ) -> Result<()> {
+        sobel::sobel_forward_checked(x, shape, gx, gy, magnitude)
+    }
+    fn sobel_backward(
+        &self,
+        x: &Vec<T>,
+        shape: &ImageShape,
+        dgx: Option<&Vec<T>>,
+        dgy: Option<&Vec<T>>,
+        dmagnitude: Option<&Vec<T>>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
+        sobel::sobel_backward_checked(
+            x,
+            shape,
+            dgx.map(|v| v.as_slice()),
+            dgy.map(|v| v.as_slice()),
+            dmagnitude.map(|v| v.as_slice()),
+            dx,
+        )
+    }
+    fn sobel_loss_forward(
+        &self,
+        pred: &Vec<T>,
+        target: &Vec<T>,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        loss: &mut Vec<T>,
+    ) -> Result<()> {
+        sobel::sobel_loss_forward_checked(pred, target, shape, form, loss)
+    }
+    fn sobel_loss_backward(
+        &self,
+        pred: &Vec<T>,
+        target: &Vec<T>,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        scale: f64,
+        dpred: Option<&mut Vec<T>>,
+        dtarget: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        sobel::sobel_loss_backward_checked(
+            pred,
+            target,
+            shape,
+            form,
+            scale,
+            dpred.map(|v| v.as_mut_slice()),
+            dtarget.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn scheduler_step(
+        &self,
+        step: &SchedulerStep,
+        model_output: &Vec<T>,
+        sample: &Vec<T>,
+        noise: Option<&Vec<T>>,
+        prev_sample: &mut Vec<T>,
+        pred_x0: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        diffusion::scheduler_step_checked(
+            step,
+            model_output,
+            sample,
+            noise.map(|v| v.as_slice()),
+            prev_sample,
+            pred_x0.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn add_noise(
+        &self,
+        x0: &Vec<T>,
+        noise: &Vec<T>,
+        sqrt_alpha_prod: &[f64],
+        sqrt_one_minus_alpha_prod: &[f64],
+        out: &mut Vec<T>,
+    ) -> Result<()> {
+        diffusion::add_noise_checked(x0, noise, sqrt_alpha_prod, sqrt_one_minus_alpha_prod, out)
+    }
+    fn guidance_combine(
+        &self,
+        uncond: &Vec<T>,
+        cond: &Vec<T>,
+        scale: f64,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
+        diffusion::guidance_combine_checked(uncond, cond, scale, out)
     }
 }

@@ -9,14 +9,20 @@
 pub mod activation;
 pub mod adamw;
 pub mod bias;
+pub mod cka;
+pub mod contrastive;
+pub mod diffusion;
 pub mod dropout;
 pub mod elementwise;
 pub mod gemm;
 pub mod groupnorm;
 pub mod layernorm;
 pub mod linear;
+pub mod mse;
 pub mod random;
 pub mod reduce;
+pub mod sims;
+pub mod sobel;
 pub mod upsample;
 
 mod backend;

@@ -1,8 +1,5 @@
-//! Argument validation shared by every backend, so that each one rejects the same
-//! calls with the same typed error before touching memory.
-//!
-//! Every function takes buffer lengths (a backend knows them without a device sync)
-//! and the kernel's dimensions.
+//! Checks of the foundation kernels (GEMM, Linear, norms, dropout, upsampling, AdamW)
+//! and the helpers every check uses.
 
 use crate::error::{BrainError, Result};
 use crate::ops::{AdamW, Dropout, Gemm, GroupNormShape, UpsampleShape};

@@ -1,0 +1,367 @@
+//! Conformance of the `contrastive` kernels against the f64 oracle: row L2
+//! normalisation, SoftCLIP / InfoNCE on logits, and the composite [`ClipLoss`].
+
+use crate::data::{dim, down, representable, run, up, Oracle, Rng};
+use crate::tolerance::{check_close, check_close_with, unit_roundoff, Tol};
+use brain_core::loss::contrastive::ClipLoss;
+use brain_core::{Backend, BrainError, ContrastiveLoss};
+use proptest::prelude::*;
+
+type E = BrainError;
+
+fn e(e: E) -> String {
+    e.to_string()
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+fn expect_err<T: std::fmt::Debug>(what: &str, r: Result<T, E>, shape: bool) -> Result<(), String> {
+    match (r, shape) {
+        (Err(E::ShapeMismatch { .. }), true) | (Err(E::InvalidArgument { .. }), false) => Ok(()),
+        (other, _) => Err(format!(
+            "{what}: expected {} error, got {other:?}",
+            if shape {
+                "a ShapeMismatch"
+            } else {
+                "an InvalidArgument"
+            }
+        )),
+    }
+}
+
+/// Every `contrastive` kernel, forward and backward, on proptest shapes.
+pub fn contrastive<B: Backend>(be: &B) {
+    l2_normalize(be);
+    logits(be);
+    clip_loss(be);
+    bad_input(be);
+}
+
+const NORM_WHY: &str = "Σx² and x·dy over `cols` values: ~u·√cols relative to the row's scale \
+    (recursive f32 sums in the f32 reference, f64 lanes elsewhere)";
+
+/// Row normalisation, with rows of zeros and rows below the 1e-12 clamp, and a NaN row.
+fn l2_normalize<B: Backend>(be: &B) {
+    let or = Oracle::new();
+    let u = unit_roundoff::<B::Elem>();
+    run(
+        "l2_normalize_rows",
+        20,
+        ((dim(17), dim(4099)), 0..4u8, any::<u64>()),
+        |((rows, cols), mode, seed)| {
+            let mut r = Rng::new(seed);
+            let mut x = r.vec(rows * cols, -1.0, 1.0);
+            let special = rows / 2;
+            let row = special * cols..(special + 1) * cols;
+            match mode {
+                1 => x[row].iter_mut().for_each(|v| *v = 0.0),
+                2 => x[row].iter_mut().for_each(|v| *v *= 1e-15), // ‖x‖ < 1e-12: clamped
+                3 => x[special * cols] = f64::NAN,
+                _ => {}
+            }
+            let x = representable::<B>(&x);
+            let dy = representable::<B>(&r.vec(rows * cols, -1.0, 1.0));
+            let xb = up(be, &x);
+            let (mut yb, mut nb) = (
+                be.alloc(rows * cols).map_err(e)?,
+                be.alloc(rows).map_err(e)?,
+            );
+            be.l2_normalize_rows_forward(&xb, &mut yb, &mut nb, rows, cols)
+                .map_err(e)?;
+            let (mut y, mut nr) = (vec![0.0; rows * cols], vec![0.0; rows]);
+            or.l2_normalize_rows_forward(&x, &mut y, &mut nr, rows, cols)
+                .map_err(e)?;
+            let s = 8.0 * u * ((cols + 1) as f64).sqrt();
+            check_close(
+                "l2_normalize norms",
+                &down(be, &nb),
+                &nr,
+                Tol::new(0.0, s, NORM_WHY),
+            )?;
+            check_close(
+                "l2_normalize y",
+                &down(be, &yb),
+                &y,
+                Tol::new(s, s, NORM_WHY),
+            )?;
+
+            // backward from the backend's own norms; dx is overwritten
+            let mut dxb = up(be, &r.vec(rows * cols, -9.0, 9.0));
+            be.l2_normalize_rows_backward(&up(be, &dy), &xb, &nb, &mut dxb, rows, cols)
+                .map_err(e)?;
+            let mut dx = vec![0.0; rows * cols];
+            or.l2_normalize_rows_backward(&dy, &x, &nr, &mut dx, rows, cols)
+                .map_err(e)?;
+            // dx ~ dy/max(‖x‖, 1e-12): the error scales with that per row.
+            let row_scale: Vec<f64> = nr.iter().map(|&n| 1.0 / n.max(1e-12)).collect();
+            check_close_with("l2_normalize dx", &down(be, &dxb), &dx, |i| {
+                let k = 4.0 * s * row_scale[i / cols];
+                Tol::new(k, s, NORM_WHY)
+            })
+        },
+    );
+}
+
+/// Error scale of the logit kernels: softmax arguments are rounded relative to the
+/// largest logit, so every output errs by ~u·(1 + max|C|) relative to its own size.
+const LOGIT_WHY: &str = "max-subtracted exp/log: arguments err by u·max|C|, sums of n terms \
+    by ~u·n (f32 reference): 16·u·(1 + max|C| + n) of the output's scale";
+
+/// contrastive_forward / backward on random logits at τ ∈ {0.005, 0.07, 1}.
+fn logits<B: Backend>(be: &B) {
+    let or = Oracle::new();
+    let u = unit_roundoff::<B::Elem>();
+    run(
+        "contrastive logits",
+        24,
+        (
+            dim(65),
+            any::<bool>(),
+            0..3usize,
+            any::<bool>(),
+            any::<u64>(),
+        ),
+        |(n, soft, ti, nan, seed)| {
+            let kind = if soft {
+                ContrastiveLoss::SoftClip
+            } else {
+                ContrastiveLoss::InfoNce
+            };
+            let tau = [0.005, 0.07, 1.0][ti];
+            let mut r = Rng::new(seed);
+            let mut pt = r.vec(n * n, -1.0 / tau, 1.0 / tau);
+            let mut tt = r.vec(n * n, -1.0 / tau, 1.0 / tau);
+            for i in 0..n {
+                tt[i * n + i] = 1.0 / tau; // a target is most similar to itself
+            }
+            if nan {
+                pt[(n * n) / 2] = f64::NAN;
+            }
+            let (pt, tt) = (representable::<B>(&pt), representable::<B>(&tt));
+            let scale = representable::<B>(&[r.uniform(-2.0, 2.0)])[0];
+            let cmax =
+                1.0 + max_abs(&pt).max(max_abs(&tt)) * if nan { 0.0 } else { 1.0 } + n as f64;
+            let cmax = if cmax.is_finite() {
+                cmax
+            } else {
+                1.0 + 1.0 / tau + n as f64
+            };
+            let (ptb, ttb) = (up(be, &pt), up(be, &tt));
+            let ttb_opt = if soft { Some(&ttb) } else { None };
+            let tt_opt = if soft { Some(&tt) } else { None };
+
+            let mut lb = be.alloc(1).map_err(e)?;
+            be.contrastive_forward(kind, &ptb, ttb_opt, n, &mut lb)
+                .map_err(e)?;
+            let mut l = vec![0.0];
+            or.contrastive_forward(kind, &pt, tt_opt, n, &mut l)
+                .map_err(e)?;
+            let k = 16.0 * u * cmax;
+            check_close(
+                "contrastive loss",
+                &down(be, &lb),
+                &l,
+                Tol::new(k, k, LOGIT_WHY),
+            )?;
+            if nan {
+                return if l[0].is_nan() {
+                    Ok(())
+                } else {
+                    Err("oracle loss not NaN".into())
+                };
+            }
+
+            // gradients overwrite; InfoNCE's dlogits_tt (when given) becomes zero
+            let mut dptb = up(be, &r.vec(n * n, -5.0, 5.0));
+            let mut dttb = up(be, &r.vec(n * n, -5.0, 5.0));
+            be.contrastive_backward(kind, &ptb, ttb_opt, n, scale, &mut dptb, Some(&mut dttb))
+                .map_err(e)?;
+            let (mut dpt, mut dtt) = (vec![0.0; n * n], vec![0.0; n * n]);
+            or.contrastive_backward(kind, &pt, tt_opt, n, scale, &mut dpt, Some(&mut dtt))
+                .map_err(e)?;
+            let gs = scale.abs() / n as f64;
+            check_close(
+                "dlogits_pt",
+                &down(be, &dptb),
+                &dpt,
+                Tol::new(k * gs, k, LOGIT_WHY),
+            )?;
+            // dC_tt = Q⊙(G − ΣQG): G spans up to 2·max|C|, so one more factor of it.
+            check_close(
+                "dlogits_tt",
+                &down(be, &dttb),
+                &dtt,
+                Tol::new(k * gs * cmax, k, LOGIT_WHY),
+            )
+        },
+    );
+}
+
+/// The composite loss against the same composite on the oracle, gradients accumulated.
+fn clip_loss<B: Backend>(be: &B) {
+    let or = Oracle::new();
+    let u = unit_roundoff::<B::Elem>();
+    run(
+        "ClipLoss",
+        16,
+        (
+            dim(33),
+            dim(257),
+            any::<bool>(),
+            0..3usize,
+            0..3u8,
+            any::<u64>(),
+        ),
+        |(n, d, soft, ti, which, seed)| {
+            let kind = if soft {
+                ContrastiveLoss::SoftClip
+            } else {
+                ContrastiveLoss::InfoNce
+            };
+            let tau = [0.005, 0.05, 1.0][ti];
+            let mut r = Rng::new(seed);
+            let t = r.vec(n * d, -1.0, 1.0);
+            let noise = r.vec(n * d, -1.0, 1.0);
+            let p: Vec<f64> = t.iter().zip(&noise).map(|(a, b)| 0.5 * a + b).collect();
+            let (p, t) = (representable::<B>(&p), representable::<B>(&t));
+            let gp0 = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let gt0 = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let scale = representable::<B>(&[r.uniform(-2.0, 2.0)])[0];
+            let (want_p, want_t) = (which != 2, which != 1);
+
+            let (pb, tb) = (up(be, &p), up(be, &t));
+            let mut clip = ClipLoss::new(be, n, d, kind, tau).map_err(e)?;
+            let mut lb = be.alloc(1).map_err(e)?;
+            clip.forward(be, &pb, &tb, &mut lb).map_err(e)?;
+            let (mut gpb, mut gtb) = (up(be, &gp0), up(be, &gt0));
+            clip.backward(
+                be,
+                &pb,
+                &tb,
+                scale,
+                if want_p { Some(&mut gpb) } else { None },
+                if want_t { Some(&mut gtb) } else { None },
+            )
+            .map_err(e)?;
+
+            let mut oclip = ClipLoss::new(&or, n, d, kind, tau).map_err(e)?;
+            let mut l = vec![0.0];
+            oclip.forward(&or, &p, &t, &mut l).map_err(e)?;
+            let (mut gp, mut gt) = (gp0.clone(), gt0.clone());
+            oclip
+                .backward(
+                    &or,
+                    &p,
+                    &t,
+                    scale,
+                    if want_p { Some(&mut gp) } else { None },
+                    if want_t { Some(&mut gt) } else { None },
+                )
+                .map_err(e)?;
+
+            const WHY: &str = "cosines err by ~(2 + √d)·u (f32 dot products), logits by that \
+                over τ, and the loss and gradients by ≤ 4× the logit error relative to their \
+                own size; + the accumulation onto the pre-filled gradient";
+            let k = 4.0 * u * (2.0 + (d as f64).sqrt()) / tau;
+            check_close(
+                "ClipLoss loss",
+                &down(be, &lb),
+                &l,
+                Tol::new(k * l[0].abs().max(1.0), k, WHY),
+            )?;
+            for (what, got, want, g0) in [
+                ("ClipLoss dpreds", down(be, &gpb), &gp, &gp0),
+                ("ClipLoss dtargets", down(be, &gtb), &gt, &gt0),
+            ] {
+                let own: Vec<f64> = want.iter().zip(g0).map(|(a, b)| a - b).collect();
+                let mag = max_abs(&own);
+                check_close(what, &got, want, Tol::new(k * mag + 2.0 * u, 2.0 * u, WHY))?;
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Wrong lengths and bad arguments are typed errors.
+fn bad_input<B: Backend>(be: &B) {
+    let buf = |n: usize| be.alloc(n).expect("alloc");
+    let r = (|| -> Result<(), String> {
+        let (x, mut y, mut nrm) = (buf(12), buf(12), buf(3));
+        expect_err(
+            "normalize short y",
+            be.l2_normalize_rows_forward(&x, &mut buf(11), &mut nrm, 3, 4),
+            true,
+        )?;
+        expect_err(
+            "normalize short norms",
+            be.l2_normalize_rows_forward(&x, &mut y, &mut buf(2), 3, 4),
+            true,
+        )?;
+        expect_err(
+            "normalize backward short dx",
+            be.l2_normalize_rows_backward(&x, &x, &nrm, &mut buf(1), 3, 4),
+            true,
+        )?;
+        let (c, mut l) = (buf(9), buf(1));
+        let sc = ContrastiveLoss::SoftClip;
+        let nce = ContrastiveLoss::InfoNce;
+        expect_err(
+            "softclip without logits_tt",
+            be.contrastive_forward(sc, &c, None, 3, &mut l),
+            false,
+        )?;
+        expect_err(
+            "n = 0",
+            be.contrastive_forward(nce, &buf(0), None, 0, &mut l),
+            false,
+        )?;
+        expect_err(
+            "short logits",
+            be.contrastive_forward(nce, &buf(8), None, 3, &mut l),
+            true,
+        )?;
+        expect_err(
+            "short logits_tt",
+            be.contrastive_forward(sc, &c, Some(&buf(8)), 3, &mut l),
+            true,
+        )?;
+        expect_err(
+            "loss of 2",
+            be.contrastive_forward(nce, &c, None, 3, &mut buf(2)),
+            true,
+        )?;
+        expect_err(
+            "short dlogits_tt",
+            be.contrastive_backward(sc, &c, Some(&c), 3, 1.0, &mut buf(9), Some(&mut buf(4))),
+            true,
+        )?;
+        expect_err(
+            "NaN scale",
+            be.contrastive_backward(nce, &c, None, 3, f64::NAN, &mut buf(9), None),
+            false,
+        )?;
+        expect_err("τ = 0", ClipLoss::new(be, 3, 4, sc, 0.0).map(|_| ()), false)?;
+        let mut clip = ClipLoss::new(be, 3, 4, sc, 0.05).map_err(e)?;
+        expect_err(
+            "ClipLoss short preds",
+            clip.forward(be, &buf(11), &x, &mut l),
+            true,
+        )?;
+        expect_err(
+            "ClipLoss loss of 2",
+            clip.forward(be, &x, &x, &mut buf(2)),
+            true,
+        )?;
+        clip.forward(be, &x, &x, &mut l).map_err(e)?;
+        expect_err(
+            "ClipLoss short dtargets",
+            clip.backward(be, &x, &x, 1.0, None, Some(&mut buf(5))),
+            true,
+        )
+    })();
+    if let Err(m) = r {
+        panic!("contrastive bad input: {m}");
+    }
+}
