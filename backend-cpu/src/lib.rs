@@ -901,6 +901,61 @@ impl Backend for CpuBackend {
             self, kind, logits_pt, logits_tt, n, scale, dlogits_pt, dlogits_tt,
         )
     }
+    fn clip_logits_forward(
+        &self,
+        kind: ContrastiveLoss,
+        g_pt: &CpuBuffer,
+        g_tt: Option<&CpuBuffer>,
+        p_sq: &CpuBuffer,
+        t_sq: &CpuBuffer,
+        n: usize,
+        temperature: f64,
+        logits_pt: &mut CpuBuffer,
+        logits_tt: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        // n×n work: the reference kernel on the buffers' slices, on this thread.
+        brain_core::reference::contrastive::clip_logits_forward_checked(
+            kind,
+            g_pt.as_slice(),
+            g_tt.map(CpuBuffer::as_slice),
+            p_sq.as_slice(),
+            t_sq.as_slice(),
+            n,
+            temperature,
+            logits_pt.as_mut_slice(),
+            logits_tt.map(CpuBuffer::as_mut_slice),
+        )
+    }
+    fn clip_logits_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &CpuBuffer,
+        logits_tt: Option<&CpuBuffer>,
+        dlogits_pt: &CpuBuffer,
+        dlogits_tt: Option<&CpuBuffer>,
+        p_sq: &CpuBuffer,
+        t_sq: &CpuBuffer,
+        n: usize,
+        temperature: f64,
+        w_pt: &mut CpuBuffer,
+        d_p: Option<&mut CpuBuffer>,
+        w_tt: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        brain_core::reference::contrastive::clip_logits_backward_checked(
+            kind,
+            logits_pt.as_slice(),
+            logits_tt.map(CpuBuffer::as_slice),
+            dlogits_pt.as_slice(),
+            dlogits_tt.map(CpuBuffer::as_slice),
+            p_sq.as_slice(),
+            t_sq.as_slice(),
+            n,
+            temperature,
+            w_pt.as_mut_slice(),
+            d_p.map(CpuBuffer::as_mut_slice),
+            w_tt.map(CpuBuffer::as_mut_slice),
+        )
+    }
     fn sobel_forward(
         &self,
         x: &CpuBuffer,

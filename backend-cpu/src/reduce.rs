@@ -4,7 +4,7 @@
 //! each row is split into chunks whose partial results are combined instead.
 //! Sums accumulate in f64 lanes and are rounded once.
 
-use crate::par::{reduce8, sum_f64, Exec, MIN_CHUNK_MEM};
+use crate::par::{reduce8, sum_f64, sum_sq_f64, Exec, MIN_CHUNK_MEM};
 use brain_core::ops::RowReduce;
 use rayon::prelude::*;
 
@@ -85,6 +85,13 @@ fn reduce_row(ex: Exec, op: RowReduce, x: &[f32]) -> f32 {
     };
     match op {
         RowReduce::Sum => sum(x) as f32,
+        RowReduce::SumSquares => {
+            if split {
+                x.par_chunks(chunk).map(sum_sq_f64).sum::<f64>() as f32
+            } else {
+                sum_sq_f64(x) as f32
+            }
+        }
         RowReduce::Mean => (sum(x) / x.len() as f64) as f32,
         RowReduce::Max => finish_max(max(x)),
         RowReduce::LogSumExp => {

@@ -72,19 +72,27 @@ fn fma_chains_scalar(iters: u64, seed: f32) -> f32 {
 
 /// Memory bandwidth in GB/s with `threads` threads over buffers of `bytes` bytes, best
 /// of `reps`: `(copy, read)`. Copy counts the bytes read plus the bytes written; read
-/// is a read-only sum of `u64` words. Use buffers well above the last-level cache.
+/// is a read-only sum of `u64` words. Each thread repeats its part enough times for a
+/// timed run to move at least 64 MiB, so thread start-up does not dominate small
+/// buffers (which then measure the cache level they fit in).
 pub fn memory_bandwidth_gbs(threads: usize, bytes: usize, reps: usize) -> (f64, f64) {
     let threads = threads.max(1);
     let words = (bytes / 8).max(threads);
     let src: Vec<u64> = (0..words as u64).collect();
     let mut dst = vec![1u64; words]; // written: pages are mapped before timing
     let chunk = words.div_ceil(threads);
+    let inner = ((64usize << 20) / (words * 8)).max(1);
     let (mut best_copy, mut best_read) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..reps.max(1) {
         let start = Instant::now();
         std::thread::scope(|s| {
             for (d, s_) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
-                s.spawn(move || d.copy_from_slice(s_));
+                s.spawn(move || {
+                    for _ in 0..inner {
+                        d.copy_from_slice(s_);
+                        black_box(&mut *d);
+                    }
+                });
             }
         });
         best_copy = best_copy.min(start.elapsed().as_secs_f64());
@@ -94,7 +102,17 @@ pub fn memory_bandwidth_gbs(threads: usize, bytes: usize, reps: usize) -> (f64, 
         let total = std::thread::scope(|s| {
             let handles: Vec<_> = src
                 .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().fold(0u64, |acc, &x| acc.wrapping_add(x))))
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut acc = 0u64;
+                        for _ in 0..inner {
+                            acc = acc.wrapping_add(
+                                black_box(c).iter().fold(0u64, |a, &x| a.wrapping_add(x)),
+                            );
+                        }
+                        acc
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -103,7 +121,7 @@ pub fn memory_bandwidth_gbs(threads: usize, bytes: usize, reps: usize) -> (f64, 
         best_read = best_read.min(start.elapsed().as_secs_f64());
         black_box(total);
     }
-    let b = (words * 8) as f64;
+    let b = (words * 8 * inner) as f64;
     (2.0 * b / best_copy / 1e9, b / best_read / 1e9)
 }
 

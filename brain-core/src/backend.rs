@@ -397,6 +397,41 @@ pub trait Backend {
         dlogits_tt: Option<&mut Self::Buffer>,
     ) -> Result<()>;
 
+    /// Contrastive logits of row-normalised inputs from the Gram matrices of the raw
+    /// ones: `logits_pt = G_pt ∘ (r sᵀ)/τ` and, for SoftCLIP, `logits_tt = G_tt ∘ (s sᵀ)/τ`,
+    /// with r = 1/max(√p_sq, 1e-12), s = 1/max(√t_sq, 1e-12) (G_pt = P·Tᵀ, G_tt = T·Tᵀ,
+    /// p_sq, t_sq the squared row norms). InfoNCE passes no `g_tt` / `logits_tt`.
+    fn clip_logits_forward(
+        &self,
+        kind: ContrastiveLoss,
+        g_pt: &Self::Buffer,
+        g_tt: Option<&Self::Buffer>,
+        p_sq: &Self::Buffer,
+        t_sq: &Self::Buffer,
+        n: usize,
+        temperature: f64,
+        logits_pt: &mut Self::Buffer,
+        logits_tt: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+    /// Backward through [`Backend::clip_logits_forward`] as `n×n` coefficients for the
+    /// raw inputs: `dP += w_pt·T + d_p·P`, `dT += w_ptᵀ·P + w_tt·T` (outputs
+    /// overwritten; `d_p` diagonal). See `reference::contrastive::clip_logits_backward`.
+    fn clip_logits_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Self::Buffer,
+        logits_tt: Option<&Self::Buffer>,
+        dlogits_pt: &Self::Buffer,
+        dlogits_tt: Option<&Self::Buffer>,
+        p_sq: &Self::Buffer,
+        t_sq: &Self::Buffer,
+        n: usize,
+        temperature: f64,
+        w_pt: &mut Self::Buffer,
+        d_p: Option<&mut Self::Buffer>,
+        w_tt: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
     /// Sobel on NCHW, per channel, zero padding 1: gx, gy and √(gx² + gy² + 1e-6).
     fn sobel_forward(
         &self,

@@ -183,6 +183,8 @@ pub enum RowReduce {
     Max,
     /// log Σ exp x, max-subtracted.
     LogSumExp,
+    /// Σ x² (squared row norms).
+    SumSquares,
 }
 
 /// Fused AdamW with optional global-norm gradient clipping, PyTorch semantics:

@@ -105,6 +105,92 @@ pub fn contrastive_backward(
     finite_scale(OP, scale)
 }
 
+/// A positive, finite temperature.
+fn temperature(op: &'static str, t: f64) -> Result<()> {
+    if t > 0.0 && t.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(
+            op,
+            format!("temperature {t} must be finite and positive"),
+        ))
+    }
+}
+
+/// Logits from Gram matrices: `g_pt` `[n, n]` (and `g_tt` for SoftCLIP), `p_sq`,
+/// `t_sq` `[n]`, the logits as for [`contrastive_forward`], τ > 0.
+pub fn clip_logits_forward(
+    kind: ContrastiveLoss,
+    g_pt: usize,
+    g_tt: Option<usize>,
+    p_sq: usize,
+    t_sq: usize,
+    n: usize,
+    temperature_: f64,
+    logits_pt: usize,
+    logits_tt: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "clip_logits_forward";
+    let nn = logits(OP, kind, logits_pt, logits_tt, n)?;
+    len(OP, "g_pt", g_pt, nn)?;
+    match (kind, g_tt, logits_tt) {
+        (ContrastiveLoss::SoftClip, Some(g), Some(_)) => len(OP, "g_tt", g, nn)?,
+        (ContrastiveLoss::SoftClip, None, _) => {
+            return Err(invalid(
+                OP,
+                "SoftCLIP needs the target Gram matrix g_tt".into(),
+            ))
+        }
+        (ContrastiveLoss::InfoNce, None, None) => {}
+        _ => {
+            return Err(invalid(
+                OP,
+                "InfoNCE takes no target-target Gram matrix or logits".into(),
+            ))
+        }
+    }
+    len(OP, "p_sq", p_sq, n)?;
+    len(OP, "t_sq", t_sq, n)?;
+    temperature(OP, temperature_)
+}
+
+/// Backward through [`clip_logits_forward`]: logits and their gradients `[n, n]`
+/// (`dlogits_tt` needs `logits_tt`), `p_sq`, `t_sq` `[n]`, outputs `[n, n]`.
+pub fn clip_logits_backward(
+    kind: ContrastiveLoss,
+    logits_pt: usize,
+    logits_tt: Option<usize>,
+    dlogits_pt: usize,
+    dlogits_tt: Option<usize>,
+    p_sq: usize,
+    t_sq: usize,
+    n: usize,
+    temperature_: f64,
+    w_pt: usize,
+    d_p: Option<usize>,
+    w_tt: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "clip_logits_backward";
+    let nn = logits(OP, kind, logits_pt, logits_tt, n)?;
+    len(OP, "dlogits_pt", dlogits_pt, nn)?;
+    if let Some(d) = dlogits_tt {
+        if logits_tt.is_none() {
+            return Err(invalid(OP, "dlogits_tt needs logits_tt".into()));
+        }
+        len(OP, "dlogits_tt", d, nn)?;
+    }
+    len(OP, "p_sq", p_sq, n)?;
+    len(OP, "t_sq", t_sq, n)?;
+    len(OP, "w_pt", w_pt, nn)?;
+    if let Some(d) = d_p {
+        len(OP, "d_p", d, nn)?;
+    }
+    if let Some(w) = w_tt {
+        len(OP, "w_tt", w, nn)?;
+    }
+    temperature(OP, temperature_)
+}
+
 /// Configuration of the composite contrastive loss: `n ≥ 1` rows of `d ≥ 1` features
 /// and a finite temperature `τ > 0`.
 pub fn contrastive_loss_config(n: usize, d: usize, temperature: f64) -> Result<()> {

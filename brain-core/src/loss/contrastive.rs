@@ -9,11 +9,18 @@
 //!
 //! The gradient matches PyTorch autograd, including the path through softmax(C_tt)
 //! into the targets (MindEye does not detach it).
+//!
+//! The normalised rows are never formed: C_pt = diag(r)·(P·Tᵀ)·diag(s)/τ with
+//! r, s the inverse row norms, so the forward pass is two row-norm reductions and the
+//! Gram GEMMs over the raw inputs, and the backward pass is n×n coefficient
+//! arithmetic ([`Backend::clip_logits_backward`]) followed by two accumulating GEMMs
+//! per input: about four passes over each `[n, d]` input in all, against a dozen
+//! with materialised p̂, t̂ and their gradients.
 
 use crate::backend::Backend;
 use crate::check;
 use crate::error::Result;
-use crate::ops::{ContrastiveLoss, Gemm};
+use crate::ops::{ContrastiveLoss, Gemm, RowReduce};
 
 /// A contrastive loss for a fixed batch shape `[n, d]`, kind and temperature, with all
 /// scratch buffers allocated once by [`ClipLoss::new`].
@@ -50,21 +57,21 @@ pub struct ClipLoss<B: Backend> {
     d: usize,
     kind: ContrastiveLoss,
     temperature: f64,
-    /// p̂, t̂ [n, d] and their norms [n].
-    p_hat: B::Buffer,
-    t_hat: B::Buffer,
-    p_norm: B::Buffer,
-    t_norm: B::Buffer,
-    /// C_pt, C_tt [n, n] and their gradients; `sym` = dC_tt + dC_ttᵀ, `eye` = I [n, n].
+    /// Squared row norms of preds and targets [n].
+    p_sq: B::Buffer,
+    t_sq: B::Buffer,
+    /// Gram matrices of the raw inputs, G_pt = P·Tᵀ and (SoftCLIP) G_tt = T·Tᵀ [n, n].
+    g_pt: B::Buffer,
+    g_tt: B::Buffer,
+    /// Logits C_pt, C_tt [n, n] and their gradients.
     c_pt: B::Buffer,
     c_tt: B::Buffer,
     dc_pt: B::Buffer,
     dc_tt: B::Buffer,
-    sym: B::Buffer,
-    eye: B::Buffer,
-    /// Gradient w.r.t. a normalised input, then w.r.t. the raw input [n, d].
-    d_hat: B::Buffer,
-    d_raw: B::Buffer,
+    /// Coefficients of the input gradients: dP += w_pt·T + d_p·P, dT += w_ptᵀ·P + w_tt·T.
+    w_pt: B::Buffer,
+    d_p: B::Buffer,
+    w_tt: B::Buffer,
 }
 
 impl<B: Backend> ClipLoss<B> {
@@ -78,34 +85,25 @@ impl<B: Backend> ClipLoss<B> {
         temperature: f64,
     ) -> Result<Self> {
         check::contrastive_loss_config(n, d, temperature)?;
-        let (nd, nn) = (n * d, n * n);
+        let nn = n * n;
         let soft = kind == ContrastiveLoss::SoftClip;
         let small = |len: usize| be.alloc(if soft { len } else { 0 });
-        let mut eye = small(nn)?;
-        if soft {
-            let mut host = alloc::vec![<B::Elem as num_traits::Zero>::zero(); nn];
-            for i in 0..n {
-                host[i * n + i] = <B::Elem as num_traits::One>::one();
-            }
-            be.write(&mut eye, &host)?;
-        }
         Ok(ClipLoss {
             n,
             d,
             kind,
             temperature,
-            p_hat: be.alloc(nd)?,
-            t_hat: be.alloc(nd)?,
-            p_norm: be.alloc(n)?,
-            t_norm: be.alloc(n)?,
+            p_sq: be.alloc(n)?,
+            t_sq: be.alloc(n)?,
+            g_pt: be.alloc(nn)?,
+            g_tt: small(nn)?,
             c_pt: be.alloc(nn)?,
             c_tt: small(nn)?,
             dc_pt: be.alloc(nn)?,
             dc_tt: small(nn)?,
-            sym: small(nn)?,
-            eye,
-            d_hat: be.alloc(nd)?,
-            d_raw: be.alloc(nd)?,
+            w_pt: be.alloc(nn)?,
+            d_p: be.alloc(nn)?,
+            w_tt: be.alloc(nn)?,
         })
     }
 
@@ -130,7 +128,8 @@ impl<B: Backend> ClipLoss<B> {
         self.kind == ContrastiveLoss::SoftClip
     }
 
-    /// `loss[0]` = the loss of `preds`, `targets` `[n, d]`; saves p̂, t̂ and the logits.
+    /// `loss[0]` = the loss of `preds`, `targets` `[n, d]`; saves the Gram matrices,
+    /// row norms and logits for [`ClipLoss::backward`].
     pub fn forward(
         &mut self,
         be: &B,
@@ -141,17 +140,37 @@ impl<B: Backend> ClipLoss<B> {
         let (n, d) = (self.n, self.d);
         self.check_inputs(be, "ClipLoss::forward", preds, targets)?;
         check::len("ClipLoss::forward", "loss", be.len(loss), 1)?;
-        be.l2_normalize_rows_forward(preds, &mut self.p_hat, &mut self.p_norm, n, d)?;
-        be.l2_normalize_rows_forward(targets, &mut self.t_hat, &mut self.t_norm, n, d)?;
-        // C_pt = p̂·t̂ᵀ/τ, C_tt = t̂·t̂ᵀ/τ
-        let g = Gemm::new(n, n, d)
-            .trans(false, true)
-            .scale(1.0 / self.temperature, 0.0);
-        be.gemm(&g, &self.p_hat, &self.t_hat, &mut self.c_pt)?;
+        be.reduce_rows(RowReduce::SumSquares, preds, &mut self.p_sq, n, d)?;
+        be.reduce_rows(RowReduce::SumSquares, targets, &mut self.t_sq, n, d)?;
+        let gram = Gemm::new(n, n, d).trans(false, true);
+        be.gemm(&gram, preds, targets, &mut self.g_pt)?;
+        let tau = self.temperature;
         if self.soft() {
-            be.gemm(&g, &self.t_hat, &self.t_hat, &mut self.c_tt)?;
+            be.gemm(&gram, targets, targets, &mut self.g_tt)?;
+            be.clip_logits_forward(
+                self.kind,
+                &self.g_pt,
+                Some(&self.g_tt),
+                &self.p_sq,
+                &self.t_sq,
+                n,
+                tau,
+                &mut self.c_pt,
+                Some(&mut self.c_tt),
+            )?;
             be.contrastive_forward(self.kind, &self.c_pt, Some(&self.c_tt), n, loss)
         } else {
+            be.clip_logits_forward(
+                self.kind,
+                &self.g_pt,
+                None,
+                &self.p_sq,
+                &self.t_sq,
+                n,
+                tau,
+                &mut self.c_pt,
+                None,
+            )?;
             be.contrastive_forward(self.kind, &self.c_pt, None, n, loss)
         }
     }
@@ -179,46 +198,46 @@ impl<B: Backend> ClipLoss<B> {
         if dpreds.is_none() && dtargets.is_none() {
             return Ok(());
         }
-        let inv_t = 1.0 / self.temperature;
         // dC_pt, and dC_tt only when the targets need it.
-        let want_tt = self.soft() && dtargets.is_some();
+        let soft = self.soft();
+        let want_tt = soft && dtargets.is_some();
         be.contrastive_backward(
             self.kind,
             &self.c_pt,
-            if self.soft() { Some(&self.c_tt) } else { None },
+            soft.then_some(&self.c_tt),
             n,
             scale,
             &mut self.dc_pt,
-            if want_tt { Some(&mut self.dc_tt) } else { None },
+            want_tt.then_some(&mut self.dc_tt),
         )?;
+        be.clip_logits_backward(
+            self.kind,
+            &self.c_pt,
+            soft.then_some(&self.c_tt),
+            &self.dc_pt,
+            want_tt.then_some(&self.dc_tt),
+            &self.p_sq,
+            &self.t_sq,
+            n,
+            self.temperature,
+            &mut self.w_pt,
+            dpreds.is_some().then_some(&mut self.d_p),
+            dtargets.is_some().then_some(&mut self.w_tt),
+        )?;
+        // Two accumulating products per input, each one pass over a raw [n, d] tensor.
+        // A diagonal coefficient matrix D is applied as a row scaling, a strided batch
+        // of n (1×1)·(1×d) products reading D's diagonal (stride n + 1).
+        let nn = Gemm::new(n, d, n).scale(1.0, 1.0);
+        let rows = Gemm::new(1, d, 1).scale(1.0, 1.0).batched(n, n + 1, d, d);
         if let Some(dp) = dpreds {
-            // dp̂ = dC_pt·t̂/τ
-            let g = Gemm::new(n, d, n).scale(inv_t, 0.0);
-            be.gemm(&g, &self.dc_pt, &self.t_hat, &mut self.d_hat)?;
-            be.l2_normalize_rows_backward(&self.d_hat, preds, &self.p_norm, &mut self.d_raw, n, d)?;
-            be.axpy(1.0, &self.d_raw, dp)?;
+            be.gemm(&nn, &self.w_pt, targets, dp)?;
+            be.gemm(&rows, &self.d_p, preds, dp)?;
         }
         if let Some(dt) = dtargets {
-            // dt̂ = dC_ptᵀ·p̂/τ (+ (dC_tt + dC_ttᵀ)·t̂/τ for SoftCLIP)
-            let g = Gemm::new(n, d, n).trans(true, false).scale(inv_t, 0.0);
-            be.gemm(&g, &self.dc_pt, &self.p_hat, &mut self.d_hat)?;
-            if want_tt {
-                // sym = dC_tt + I·dC_ttᵀ: the n×n transpose costs n³, saving a GEMM over d.
-                be.copy(&self.dc_tt, &mut self.sym)?;
-                let tr = Gemm::new(n, n, n).trans(false, true).scale(1.0, 1.0);
-                be.gemm(&tr, &self.eye, &self.dc_tt, &mut self.sym)?;
-                let g = Gemm::new(n, d, n).scale(inv_t, 1.0);
-                be.gemm(&g, &self.sym, &self.t_hat, &mut self.d_hat)?;
-            }
-            be.l2_normalize_rows_backward(
-                &self.d_hat,
-                targets,
-                &self.t_norm,
-                &mut self.d_raw,
-                n,
-                d,
-            )?;
-            be.axpy(1.0, &self.d_raw, dt)?;
+            be.gemm(&nn.trans(true, false), &self.w_pt, preds, dt)?;
+            // InfoNCE's w_tt is diagonal (SoftCLIP's is full).
+            let g = if soft { nn } else { rows };
+            be.gemm(&g, &self.w_tt, targets, dt)?;
         }
         Ok(())
     }

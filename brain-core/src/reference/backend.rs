@@ -580,6 +580,60 @@ impl<T: Element> Backend for ReferenceBackend<T> {
             dlogits_tt.map(|v| v.as_mut_slice()),
         )
     }
+    fn clip_logits_forward(
+        &self,
+        kind: ContrastiveLoss,
+        g_pt: &Vec<T>,
+        g_tt: Option<&Vec<T>>,
+        p_sq: &Vec<T>,
+        t_sq: &Vec<T>,
+        n: usize,
+        temperature: f64,
+        logits_pt: &mut Vec<T>,
+        logits_tt: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        contrastive::clip_logits_forward_checked(
+            kind,
+            g_pt,
+            g_tt.map(|v| v.as_slice()),
+            p_sq,
+            t_sq,
+            n,
+            temperature,
+            logits_pt,
+            logits_tt.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn clip_logits_backward(
+        &self,
+        kind: ContrastiveLoss,
+        logits_pt: &Vec<T>,
+        logits_tt: Option<&Vec<T>>,
+        dlogits_pt: &Vec<T>,
+        dlogits_tt: Option<&Vec<T>>,
+        p_sq: &Vec<T>,
+        t_sq: &Vec<T>,
+        n: usize,
+        temperature: f64,
+        w_pt: &mut Vec<T>,
+        d_p: Option<&mut Vec<T>>,
+        w_tt: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        contrastive::clip_logits_backward_checked(
+            kind,
+            logits_pt,
+            logits_tt.map(|v| v.as_slice()),
+            dlogits_pt,
+            dlogits_tt.map(|v| v.as_slice()),
+            p_sq,
+            t_sq,
+            n,
+            temperature,
+            w_pt,
+            d_p.map(|v| v.as_mut_slice()),
+            w_tt.map(|v| v.as_mut_slice()),
+        )
+    }
     fn sobel_forward(
         &self,
         x: &Vec<T>,

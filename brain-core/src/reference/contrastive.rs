@@ -209,6 +209,191 @@ pub fn contrastive_backward<T: Element>(
     }
 }
 
+/// 1/max(√sq, 1e-12) per row, and whether the norm is above the clamp (NaN counts as
+/// above, so it propagates).
+fn inv_norms<T: Element>(sq: &[T]) -> Vec<(T, bool)> {
+    let eps = T::from_f64(NORMALIZE_EPS);
+    sq.iter()
+        .map(|&v| {
+            let norm = v.sqrt();
+            if norm < eps {
+                (T::one() / eps, false)
+            } else {
+                (T::one() / norm, true)
+            }
+        })
+        .collect()
+}
+
+/// logits_pt[i,j] = g_pt[i,j]·(r_i·s_j)/τ and, for SoftCLIP,
+/// logits_tt[i,j] = g_tt[i,j]·(s_i·s_j)/τ, with r = 1/max(√p_sq, 1e-12),
+/// s = 1/max(√t_sq, 1e-12): the logits of the row-normalised inputs from the Gram
+/// matrices of the raw ones (G_pt = P·Tᵀ, G_tt = T·Tᵀ, p_sq = ‖P_i‖², t_sq = ‖T_j‖²).
+pub fn clip_logits_forward<T: Element>(
+    g_pt: &[T],
+    g_tt: Option<&[T]>,
+    p_sq: &[T],
+    t_sq: &[T],
+    n: usize,
+    temperature: T,
+    logits_pt: &mut [T],
+    logits_tt: Option<&mut [T]>,
+) {
+    let (r, s) = (inv_norms(p_sq), inv_norms(t_sq));
+    for i in 0..n {
+        for j in 0..n {
+            logits_pt[i * n + j] = g_pt[i * n + j] * (r[i].0 * s[j].0) / temperature;
+        }
+    }
+    if let (Some(g), Some(out)) = (g_tt, logits_tt) {
+        for i in 0..n {
+            for j in 0..n {
+                out[i * n + j] = g[i * n + j] * (s[i].0 * s[j].0) / temperature;
+            }
+        }
+    }
+}
+
+/// Backward through [`clip_logits_forward`], as n×n coefficient matrices the caller
+/// applies to the raw inputs (P, T `[n, d]`):
+/// `dP += w_pt·T + d_p·P` and `dT += w_ptᵀ·P + w_tt·T`, with C = logits_pt,
+/// E = dlogits_tt (zero when absent):
+/// - w_pt[i,j] = dC_ij·r_i·s_j/τ;
+/// - d_p = diag(α), α_i = −r_i²·Σ_j dC_ij·C_ij (0 where the norm is clamped);
+/// - w_tt[m,l] = (E_ml + E_lm)·s_m·s_l/τ + δ_ml·β_m,
+///   β_m = −s_m²·(Σ_i dC_im·C_im + Σ_l E_ml·Ctt_ml + Σ_k E_km·Ctt_km) (0 if clamped).
+///
+/// Outputs are overwritten.
+pub fn clip_logits_backward<T: Element>(
+    logits_pt: &[T],
+    logits_tt: Option<&[T]>,
+    dlogits_pt: &[T],
+    dlogits_tt: Option<&[T]>,
+    p_sq: &[T],
+    t_sq: &[T],
+    n: usize,
+    temperature: T,
+    w_pt: &mut [T],
+    d_p: Option<&mut [T]>,
+    w_tt: Option<&mut [T]>,
+) {
+    let (r, s) = (inv_norms(p_sq), inv_norms(t_sq));
+    let (c, dc) = (logits_pt, dlogits_pt);
+    for i in 0..n {
+        for j in 0..n {
+            w_pt[i * n + j] = dc[i * n + j] * (r[i].0 * s[j].0) / temperature;
+        }
+    }
+    if let Some(d_p) = d_p {
+        d_p.iter_mut().for_each(|v| *v = T::zero());
+        for i in 0..n {
+            if r[i].1 {
+                let mut acc = T::zero();
+                for j in 0..n {
+                    acc = acc + dc[i * n + j] * c[i * n + j];
+                }
+                d_p[i * n + i] = -(r[i].0 * r[i].0) * acc;
+            }
+        }
+    }
+    if let Some(w_tt) = w_tt {
+        let tt = match (dlogits_tt, logits_tt) {
+            (Some(e), Some(ctt)) => Some((e, ctt)),
+            _ => None,
+        };
+        for m in 0..n {
+            for l in 0..n {
+                w_tt[m * n + l] = match tt {
+                    Some((e, _)) => (e[m * n + l] + e[l * n + m]) * (s[m].0 * s[l].0) / temperature,
+                    None => T::zero(),
+                };
+            }
+        }
+        for m in 0..n {
+            if !s[m].1 {
+                continue;
+            }
+            let mut acc = T::zero();
+            for i in 0..n {
+                acc = acc + dc[i * n + m] * c[i * n + m];
+            }
+            if let Some((e, ctt)) = tt {
+                for l in 0..n {
+                    acc = acc + e[m * n + l] * ctt[m * n + l];
+                }
+                for k in 0..n {
+                    acc = acc + e[k * n + m] * ctt[k * n + m];
+                }
+            }
+            w_tt[m * n + m] = w_tt[m * n + m] - (s[m].0 * s[m].0) * acc;
+        }
+    }
+}
+
+/// Validated `clip_logits_forward` (see the [`Backend`](crate::Backend) method).
+pub fn clip_logits_forward_checked<T: Element>(
+    kind: ContrastiveLoss,
+    g_pt: &[T],
+    g_tt: Option<&[T]>,
+    p_sq: &[T],
+    t_sq: &[T],
+    n: usize,
+    temperature: f64,
+    logits_pt: &mut [T],
+    logits_tt: Option<&mut [T]>,
+) -> Result<()> {
+    check::clip_logits_forward(
+        kind,
+        g_pt.len(),
+        g_tt.map(<[T]>::len),
+        p_sq.len(),
+        t_sq.len(),
+        n,
+        temperature,
+        logits_pt.len(),
+        logits_tt.as_deref().map(<[T]>::len),
+    )?;
+    let t = T::from_f64(temperature);
+    clip_logits_forward(g_pt, g_tt, p_sq, t_sq, n, t, logits_pt, logits_tt);
+    Ok(())
+}
+
+/// Validated `clip_logits_backward` (see the [`Backend`](crate::Backend) method).
+pub fn clip_logits_backward_checked<T: Element>(
+    kind: ContrastiveLoss,
+    logits_pt: &[T],
+    logits_tt: Option<&[T]>,
+    dlogits_pt: &[T],
+    dlogits_tt: Option<&[T]>,
+    p_sq: &[T],
+    t_sq: &[T],
+    n: usize,
+    temperature: f64,
+    w_pt: &mut [T],
+    d_p: Option<&mut [T]>,
+    w_tt: Option<&mut [T]>,
+) -> Result<()> {
+    check::clip_logits_backward(
+        kind,
+        logits_pt.len(),
+        logits_tt.map(<[T]>::len),
+        dlogits_pt.len(),
+        dlogits_tt.map(<[T]>::len),
+        p_sq.len(),
+        t_sq.len(),
+        n,
+        temperature,
+        w_pt.len(),
+        d_p.as_deref().map(<[T]>::len),
+        w_tt.as_deref().map(<[T]>::len),
+    )?;
+    let t = T::from_f64(temperature);
+    clip_logits_backward(
+        logits_pt, logits_tt, dlogits_pt, dlogits_tt, p_sq, t_sq, n, t, w_pt, d_p, w_tt,
+    );
+    Ok(())
+}
+
 /// Validated `l2_normalize_rows_forward` (see the [`Backend`](crate::Backend) method).
 pub fn l2_normalize_rows_forward_checked<T: Element>(
     x: &[T],

@@ -21,6 +21,7 @@ pub fn reduce_row<T: Element>(op: RowReduce, x: &[T]) -> T {
         RowReduce::Sum => x.iter().fold(T::zero(), |a, &v| a + v),
         RowReduce::Mean => x.iter().fold(T::zero(), |a, &v| a + v) / T::from_f64(x.len() as f64),
         RowReduce::Max => x.iter().fold(T::neg_infinity(), |a, &v| nan_max(a, v)),
+        RowReduce::SumSquares => x.iter().fold(T::zero(), |a, &v| a + v * v),
         RowReduce::LogSumExp => {
             let m = x.iter().fold(T::neg_infinity(), |a, &v| nan_max(a, v));
             if m.is_infinite() {

@@ -35,6 +35,7 @@ fn expect_err<T: std::fmt::Debug>(what: &str, r: Result<T, E>, shape: bool) -> R
 pub fn contrastive<B: Backend>(be: &B) {
     l2_normalize(be);
     logits(be);
+    gram_logits(be);
     clip_loss(be);
     bad_input(be);
 }
@@ -195,6 +196,177 @@ fn logits<B: Backend>(be: &B) {
                 &dtt,
                 Tol::new(k * gs * cmax, k, LOGIT_WHY),
             )
+        },
+    );
+}
+
+const GRAM_WHY: &str = "a product of three rounded factors and a division (≤ 4 roundings \
+    relative); sums of n products err by n·u of the sum of their magnitudes";
+
+/// `clip_logits_forward` / `clip_logits_backward` against the oracle, with Gram
+/// matrices of random raw rows, one row of P or T sometimes zero (its norm clamped).
+fn gram_logits<B: Backend>(be: &B) {
+    let or = Oracle::new();
+    let u = unit_roundoff::<B::Elem>();
+    run(
+        "clip logits from Grams",
+        24,
+        (
+            dim(40),
+            1..9usize,
+            any::<bool>(),
+            0..3usize,
+            0..3usize,
+            any::<u64>(),
+        ),
+        |(n, d, soft, ti, zero, seed)| {
+            let kind = if soft {
+                ContrastiveLoss::SoftClip
+            } else {
+                ContrastiveLoss::InfoNce
+            };
+            let tau = [0.005, 0.07, 1.0][ti];
+            let mut r = Rng::new(seed);
+            let mut p = r.vec(n * d, -1.0, 1.0);
+            let mut t = r.vec(n * d, -1.0, 1.0);
+            match zero {
+                1 => p[..d].iter_mut().for_each(|v| *v = 0.0),
+                2 => t[(n - 1) * d..].iter_mut().for_each(|v| *v = 0.0),
+                _ => {}
+            }
+            let dot = |a: &[f64], i: usize, b: &[f64], j: usize| -> f64 {
+                (0..d).map(|k| a[i * d + k] * b[j * d + k]).sum()
+            };
+            let gram = |a: &[f64], b: &[f64]| -> Vec<f64> {
+                let v: Vec<f64> = (0..n * n).map(|x| dot(a, x / n, b, x % n)).collect();
+                representable::<B>(&v)
+            };
+            let (g_pt, g_tt) = (gram(&p, &t), gram(&t, &t));
+            let p_sq = representable::<B>(&(0..n).map(|i| dot(&p, i, &p, i)).collect::<Vec<_>>());
+            let t_sq = representable::<B>(&(0..n).map(|i| dot(&t, i, &t, i)).collect::<Vec<_>>());
+            let (gptb, gttb, psb, tsb) =
+                (up(be, &g_pt), up(be, &g_tt), up(be, &p_sq), up(be, &t_sq));
+            let inv = |sq: f64| 1.0 / sq.sqrt().max(1e-12);
+
+            // forward
+            let (mut cpt_b, mut ctt_b) = (
+                up(be, &r.vec(n * n, -9.0, 9.0)),
+                be.alloc(n * n).map_err(e)?,
+            );
+            be.clip_logits_forward(
+                kind,
+                &gptb,
+                soft.then_some(&gttb),
+                &psb,
+                &tsb,
+                n,
+                tau,
+                &mut cpt_b,
+                soft.then_some(&mut ctt_b),
+            )
+            .map_err(e)?;
+            let (mut cpt, mut ctt) = (vec![0.0; n * n], vec![0.0; n * n]);
+            or.clip_logits_forward(
+                kind,
+                &g_pt,
+                soft.then_some(&g_tt),
+                &p_sq,
+                &t_sq,
+                n,
+                tau,
+                &mut cpt,
+                soft.then_some(&mut ctt),
+            )
+            .map_err(e)?;
+            let fwd_tol = Tol::new(4.0 * u * max_abs(&cpt).max(1.0), 4.0 * u, GRAM_WHY);
+            check_close("logits_pt from Grams", &down(be, &cpt_b), &cpt, fwd_tol)?;
+            if soft {
+                let tol = Tol::new(4.0 * u * max_abs(&ctt).max(1.0), 4.0 * u, GRAM_WHY);
+                check_close("logits_tt from Grams", &down(be, &ctt_b), &ctt, tol)?;
+            }
+
+            // backward, from the oracle's logits (made representable) and random cotangents
+            let (cpt, ctt) = (representable::<B>(&cpt), representable::<B>(&ctt));
+            let dc = representable::<B>(&r.vec(n * n, -1.0, 1.0));
+            let de = representable::<B>(&r.vec(n * n, -1.0, 1.0));
+            let (cptb, cttb, dcb, deb) = (up(be, &cpt), up(be, &ctt), up(be, &dc), up(be, &de));
+            let junk = r.vec(n * n, -7.0, 7.0);
+            let (mut wpt_b, mut dp_b, mut wtt_b) = (up(be, &junk), up(be, &junk), up(be, &junk));
+            be.clip_logits_backward(
+                kind,
+                &cptb,
+                soft.then_some(&cttb),
+                &dcb,
+                soft.then_some(&deb),
+                &psb,
+                &tsb,
+                n,
+                tau,
+                &mut wpt_b,
+                Some(&mut dp_b),
+                Some(&mut wtt_b),
+            )
+            .map_err(e)?;
+            let (mut wpt, mut dp, mut wtt) = (vec![0.0; n * n], vec![0.0; n * n], vec![0.0; n * n]);
+            or.clip_logits_backward(
+                kind,
+                &cpt,
+                soft.then_some(&ctt),
+                &dc,
+                soft.then_some(&de),
+                &p_sq,
+                &t_sq,
+                n,
+                tau,
+                &mut wpt,
+                Some(&mut dp),
+                Some(&mut wtt),
+            )
+            .map_err(e)?;
+            let (rv, sv): (Vec<f64>, Vec<f64>) = (
+                p_sq.iter().map(|&x| inv(x)).collect(),
+                t_sq.iter().map(|&x| inv(x)).collect(),
+            );
+            check_close_with("w_pt", &down(be, &wpt_b), &wpt, |x| {
+                let (i, j) = (x / n, x % n);
+                Tol::new(
+                    4.0 * u * dc[x].abs() * rv[i] * sv[j] / tau,
+                    4.0 * u,
+                    GRAM_WHY,
+                )
+            })?;
+            let nf = n as f64 + 4.0;
+            check_close_with("d_p", &down(be, &dp_b), &dp, |x| {
+                let (i, j) = (x / n, x % n);
+                if i != j {
+                    return Tol::exact("off-diagonal zeros");
+                }
+                let m: f64 = (0..n).map(|k| (dc[i * n + k] * cpt[i * n + k]).abs()).sum();
+                Tol::new(nf * u * rv[i] * rv[i] * m, 4.0 * u, GRAM_WHY)
+            })?;
+            check_close_with("w_tt", &down(be, &wtt_b), &wtt, |x| {
+                let (m, l) = (x / n, x % n);
+                let off = if soft {
+                    (de[m * n + l].abs() + de[l * n + m].abs()) * sv[m] * sv[l] / tau
+                } else {
+                    0.0
+                };
+                let diag = if m == l {
+                    let mut b: f64 = (0..n).map(|i| (dc[i * n + m] * cpt[i * n + m]).abs()).sum();
+                    if soft {
+                        b += (0..n)
+                            .map(|k| {
+                                (de[m * n + k] * ctt[m * n + k]).abs()
+                                    + (de[k * n + m] * ctt[k * n + m]).abs()
+                            })
+                            .sum::<f64>();
+                    }
+                    nf * u * sv[m] * sv[m] * b
+                } else {
+                    0.0
+                };
+                Tol::new(4.0 * u * off + diag, 4.0 * u, GRAM_WHY)
+            })
         },
     );
 }

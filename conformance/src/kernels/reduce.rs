@@ -11,7 +11,8 @@ pub fn reduce_rows<B: Backend>(be: &B) {
         Just(RowReduce::Sum),
         Just(RowReduce::Mean),
         Just(RowReduce::Max),
-        Just(RowReduce::LogSumExp)
+        Just(RowReduce::LogSumExp),
+        Just(RowReduce::SumSquares)
     ];
     run(
         "reduce_rows",
@@ -43,6 +44,13 @@ pub fn reduce_rows<B: Backend>(be: &B) {
                     Tol::new(4.0 * u * 0.58, 4.0 * u, "the sum's error divided by n")
                 }
                 RowReduce::Max => Tol::exact("max is exact"),
+                // Non-negative terms x² ≤ 1 (mean 1/3): no cancellation, relative error
+                // of a sequential sum ≤ n·u, typically ~√n·u.
+                RowReduce::SumSquares => Tol::new(
+                    4.0 * u * n.sqrt() * (n / 3.0),
+                    4.0 * u * n.sqrt(),
+                    "sum of n non-negative squares: relative error ~u·√n",
+                ),
                 RowReduce::LogSumExp => Tol::new(
                     8.0 * u * (n + 1.0).sqrt(),
                     8.0 * u,
