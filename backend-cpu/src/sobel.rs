@@ -32,6 +32,8 @@
 //!   the threads; a band recomputes the effective gradients of the row on each side,
 //!   and bands change no result.
 
+#![allow(clippy::needless_range_loop)] // SIMD tails index several rows by one counter
+
 use crate::par::{reduce8, Exec, SEQ_COMPUTE};
 use crate::{CpuBackend, CpuBuffer};
 use brain_core::ops::SOBEL_EPS;
@@ -473,7 +475,11 @@ mod x86 {
         acc: &mut [f64; LANES],
     ) {
         let [[a, b, c], [d, e, f]] = src;
-        check(w, &[cur[0], cur[1], &*next[0], &*next[1]], &[a, b, c, d, e, f]);
+        check(
+            w,
+            &[cur[0], cur[1], &*next[0], &*next[1]],
+            &[a, b, c, d, e, f],
+        );
         let (np, nt) = (ptrs(next[0]), ptrs(next[1]));
         let mut a = _mm256_setzero_ps();
         let mut i = 0;
@@ -521,7 +527,11 @@ mod x86 {
     ) {
         let used = if mode == EffMode::MagBoth { 4 } else { 2 };
         let [[r0, r1, r2], [r3, r4, r5]] = src;
-        check(w, &[cur[0], cur[1], &*next[0], &*next[1]], &[r0, r1, r2, r3, r4, r5]);
+        check(
+            w,
+            &[cur[0], cur[1], &*next[0], &*next[1]],
+            &[r0, r1, r2, r3, r4, r5],
+        );
         for e in &e[..used] {
             assert!(e.len() >= w);
         }
@@ -575,7 +585,11 @@ mod x86 {
         out: &mut [f32],
         mode: Gather,
     ) {
-        check(w, &[cur, &*next], &[ex[0], ex[1], ex[2], ey[0], ey[2], &*out]);
+        check(
+            w,
+            &[cur, &*next],
+            &[ex[0], ex[1], ex[2], ey[0], ey[2], &*out],
+        );
         let n = ptrs(next);
         let op = out.as_mut_ptr();
         let neg = _mm256_set1_ps(-0.0);
@@ -584,7 +598,10 @@ mod x86 {
             let s = vert8(&ex, i).0;
             let (a, c) = (ey[0].as_ptr().add(i), ey[2].as_ptr().add(i));
             _mm256_storeu_ps(n.0.add(i + 1), s);
-            _mm256_storeu_ps(n.1.add(i + 1), _mm256_sub_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(a)));
+            _mm256_storeu_ps(
+                n.1.add(i + 1),
+                _mm256_sub_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(a)),
+            );
             let (gx, gy) = horiz8(cur, i);
             let g = _mm256_add_ps(gx, gy);
             let v = match mode {
@@ -609,7 +626,11 @@ mod x86 {
         w: usize,
         [gx, gy, m]: [&mut [f32]; 3],
     ) {
-        check(w, &[cur, &*next], &[src[0], src[1], src[2], &*gx, &*gy, &*m]);
+        check(
+            w,
+            &[cur, &*next],
+            &[src[0], src[1], src[2], &*gx, &*gy, &*m],
+        );
         let n = ptrs(next);
         let mut i = 0;
         while i + 8 <= w {
@@ -637,7 +658,11 @@ mod x86 {
         ex: &mut [f32],
         ey: &mut [f32],
     ) {
-        check(w, &[cur, &*next], &[src[0], src[1], src[2], g[0], g[1], g[2], &*ex, &*ey]);
+        check(
+            w,
+            &[cur, &*next],
+            &[src[0], src[1], src[2], g[0], g[1], g[2], &*ex, &*ey],
+        );
         let n = ptrs(next);
         let mut i = 0;
         while i + 8 <= w {
@@ -646,8 +671,14 @@ mod x86 {
             let q = _mm256_div_ps(_mm256_loadu_ps(g[0].as_ptr().add(i)), mag8(gx, gy));
             let ix = _mm256_loadu_ps(g[1].as_ptr().add(i));
             let iy = _mm256_loadu_ps(g[2].as_ptr().add(i));
-            _mm256_storeu_ps(ex.as_mut_ptr().add(i), _mm256_add_ps(ix, _mm256_mul_ps(q, gx)));
-            _mm256_storeu_ps(ey.as_mut_ptr().add(i), _mm256_add_ps(iy, _mm256_mul_ps(q, gy)));
+            _mm256_storeu_ps(
+                ex.as_mut_ptr().add(i),
+                _mm256_add_ps(ix, _mm256_mul_ps(q, gx)),
+            );
+            _mm256_storeu_ps(
+                ey.as_mut_ptr().add(i),
+                _mm256_add_ps(iy, _mm256_mul_ps(q, gy)),
+            );
             i += 8;
         }
         for i in i..w {
@@ -725,7 +756,10 @@ fn forward_band(
     let Scratch { vin, zeros, .. } = sc;
     let [cur, next] = &mut vin[0];
     rows!(avx2, vert_row(src3(x, zeros, w, h0 as isize - 1), cur, w));
-    let rows = gx.chunks_exact_mut(w).zip(gy.chunks_exact_mut(w)).zip(m.chunks_exact_mut(w));
+    let rows = gx
+        .chunks_exact_mut(w)
+        .zip(gy.chunks_exact_mut(w))
+        .zip(m.chunks_exact_mut(w));
     for (h, ((gx, gy), m)) in (h0..h1).zip(rows) {
         let src = src3(x, zeros, w, h as isize);
         rows!(avx2, forward_row(cur, next, src, w, [gx, gy, m]));
@@ -866,7 +900,10 @@ fn loss_backward_band(
         if k < eb {
             let j = k % 3;
             let e = ring.each_mut().map(|r| &mut r[j * w..(j + 1) * w]);
-            let src = [src3(xp, zeros, w, k as isize), src3(xt, zeros, w, k as isize)];
+            let src = [
+                src3(xp, zeros, w, k as isize),
+                src3(xt, zeros, w, k as isize),
+            ];
             rows!(avx2, eff_row(mode, [pc, tc], [pn, tn], src, w, c, e));
             swap(pc, pn);
             swap(tc, tn);
@@ -882,7 +919,10 @@ fn loss_backward_band(
                     Some(j) => &mut dp[j * w..(j + 1) * w],
                     None => &mut sink[..],
                 };
-                rows!(avx2, gather_row(rows3(0), rows3(1), gpc, gpn, w, o, Gather::Sub));
+                rows!(
+                    avx2,
+                    gather_row(rows3(0), rows3(1), gpc, gpn, w, o, Gather::Sub)
+                );
                 swap(gpc, gpn);
             }
             if let Some(dt) = dt.as_deref_mut() {
@@ -1236,7 +1276,8 @@ mod tests {
 
                 for band in [height, 1, 2, 5] {
                     let what = format!("forward band {band} {tag}");
-                    let (fast, port) = (forward(true, band, &x, &s), forward(false, height, &x, &s));
+                    let (fast, port) =
+                        (forward(true, band, &x, &s), forward(false, height, &x, &s));
                     for k in 0..3 {
                         same(&fast[k], &port[k], &what);
                     }
@@ -1275,7 +1316,8 @@ mod tests {
                             let op = [wp.then_some(&mut pp[..]), wt.then_some(&mut pt[..])];
                             loss_backward_impl(ex, true, band, &x, &t, &s, form, c, of);
                             loss_backward_impl(ex, false, height, &x, &t, &s, form, c, op);
-                            let what = format!("loss backward {form:?} {wp} {wt} band {band} {tag}");
+                            let what =
+                                format!("loss backward {form:?} {wp} {wt} band {band} {tag}");
                             same(&fast[0], &port[0], &what);
                             same(&fast[1], &port[1], &what);
                         }
@@ -1285,4 +1327,3 @@ mod tests {
         }
     }
 }
-
