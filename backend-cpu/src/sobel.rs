@@ -1,54 +1,49 @@
 //! Sobel gradients on NCHW and the Sobel loss (HAVIR eq. 2).
 //!
-//! Both kernels are separable: with the rows above (a), at (b) and below (c) an output
-//! row, s = a + 2b + c and d = c − a give gx[w] = s[w+1] − s[w−1] and
-//! gy[w] = d[w−1] + 2d[w] + d[w+1] (zero outside the plane). Only the six non-zero
-//! taps of each kernel enter, so a NaN reaches exactly the outputs whose non-zero taps
-//! touch it, as in the reference.
+//! With the 3 × 3 neighbourhood of a pixel (a: row above, b: its row, c: row below, at
+//! columns −1, 0, +1), p1 = c₊ − a₋ and p2 = a₊ − c₋ give
+//! gx = (p1 + p2) + 2(b₊ − b₋) and gy = (p1 − p2) + 2(c₀ − a₀): ten operations for
+//! both, and only each kernel's six non-zero taps enter, so a NaN reaches exactly the
+//! outputs whose non-zero taps touch it, as in the reference.
 //!
-//! Row pipeline: a task walks a band of rows of one plane. The vertical rows s, d of
-//! each input row live in a scratch row of W + 2 values with zero ends (the zero
-//! columns outside the plane), and one loop per output row does everything: the
-//! vertical pass of the next row straight from the input rows (zero rows outside the
-//! plane), and the horizontal pass of this row with all that follows it per pixel
-//! (magnitudes, loss terms, effective gradients). Backward kernels keep the effective
-//! gradients (Dx, Dy) of the last three rows and gather dx = −(Sx(Dx) + Sy(Dy)) (the
-//! adjoint of a correlation with Kx, Ky is the correlation with the flipped kernels
-//! −Kx, −Ky) one row behind, with the same separable passes. All of it stays in L1,
-//! and the long-latency square roots and divisions overlap with the stencil
-//! arithmetic of the same loop.
+//! Layout: every task takes a band of rows of one plane and copies the rows it reads
+//! into a zero-padded buffer (row stride W + 2, a zero column on each side, zero rows
+//! outside the plane), so the stencil needs no edge cases. Each output row is then one
+//! loop that does everything for a pixel at once (both Sobels, magnitudes, loss terms
+//! or effective gradients), so the long-latency square roots and divisions overlap
+//! with the stencil arithmetic. On AVX2 machines these loops are bound by the vector
+//! FP issue rate; grouping the taps as above keeps the operation count low.
 //!
-//! Vectorisation: every row loop exists twice with the same arithmetic in the same
+//! Vectorisation: the row loops exist twice with the same arithmetic in the same
 //! order and no FMA contraction: AVX2 intrinsics (module `x86`, 8 pixels per step,
 //! chosen at run time by [`crate::simd::has_avx2_fma`]) and portable scalar code
-//! (module `portable`, whose per-pixel functions also do the AVX2 loops' last W mod 8
-//! pixels). Both give bit-identical results; a unit test checks it.
+//! (module `portable`, which also does the AVX2 loops' last W mod 8 pixels). Both give
+//! bit-identical results; a unit test checks it.
 //!
-//! - Sobel loss forward: the loss terms of a row are summed in f32 into 8 lanes by
-//!   column over at most [`FLUSH_COLS`] columns, then into 8 f64 lanes; bands depend
-//!   on the shape only and their sums are added in order, so the loss does not depend
-//!   on the thread count.
-//! - Backward kernels split planes into bands only when there are too few planes for
-//!   the threads; a band recomputes the effective gradients of the row on each side,
-//!   and bands change no result.
-
-#![allow(clippy::needless_range_loop)] // SIMD tails index several rows by one counter
+//! - Sobel loss forward: a row's loss terms are summed in f32 into 8 lanes by column
+//!   over at most [`FLUSH_COLS`] columns, then into 8 f64 lanes; the bands depend on
+//!   the shape only and their sums are added in order, so the loss does not depend on
+//!   the thread count.
+//! - Backward kernels compute the effective gradients (Dx, Dy) of the band's rows and
+//!   of the row on each side into padded buffers, then gather
+//!   dx = −(Sx(Dx) + Sy(Dy)) row by row (the adjoint of a correlation with Kx, Ky is
+//!   the correlation with the flipped kernels −Kx, −Ky). Planes are split into bands
+//!   only when there are too few of them for the threads; bands change no result.
 
 use crate::par::{reduce8, Exec, SEQ_COMPUTE};
 use crate::{CpuBackend, CpuBuffer};
 use brain_core::ops::SOBEL_EPS;
 use brain_core::{check, ImageShape, Result, SobelLossForm};
-use core::mem::swap;
 use rayon::prelude::*;
 
 /// ε of the magnitude in f32.
 const EPS: f32 = SOBEL_EPS as f32;
 /// f64 lanes of the loss sum (column mod 8).
 const LANES: usize = 8;
+/// Largest band (in elements) one task takes.
+const BAND_ELEMS: usize = 1 << 14;
 /// Columns summed per lane in f32 before the partial sums go into the f64 lanes.
 const FLUSH_COLS: usize = 256;
-/// Largest band (in elements) of the loss forward's tasks.
-const BAND_ELEMS: usize = 1 << 14;
 
 /// Whether the AVX2 row loops may run on this CPU.
 fn use_avx2() -> bool {
@@ -70,7 +65,7 @@ macro_rules! rows {
         {
             if $avx2 {
                 // SAFETY: `$avx2` is true only when the CPU has AVX2 and FMA; the
-                // function checks its slice lengths itself.
+                // function checks its slice bounds itself.
                 unsafe { x86::$f($($a),*) }
             } else {
                 portable::$f($($a),*)
@@ -95,7 +90,7 @@ enum EffMode {
     MagBoth,
 }
 
-/// How the gather writes g = Sx(Dx) + Sy(Dy) into its output row.
+/// How the gather writes `g` = Sx(Dx) + Sy(Dy) into its output.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Gather {
     /// out = −g.
@@ -106,29 +101,18 @@ enum Gather {
     Add,
 }
 
-/// The vertical rows of one input row: s = a + 2b + c and d = c − a at 1..=W of W + 2
-/// values whose ends stay zero.
-struct Vert {
-    s: Vec<f32>,
-    d: Vec<f32>,
-}
-
-impl Vert {
-    fn new(w: usize) -> Self {
-        Vert {
-            s: vec![0.0; w + 2],
-            d: vec![0.0; w + 2],
-        }
-    }
+/// Checks the row loops make before any unchecked access: the centre of row `r`,
+/// column `i` of `x` is `c0 + r·ws + i` for `r < rows`, `i < w`, and every 3 × 3
+/// neighbour of it lies in `x`.
+#[inline(always)]
+fn check_stencil(len: usize, ws: usize, w: usize, c0: usize, rows: usize) {
+    assert!(w + 2 <= ws && c0 > ws);
+    assert!(rows == 0 || c0 + (rows - 1) * ws + w + ws < len);
 }
 
 /// The portable row loops; their per-pixel functions also do the AVX2 loops' tails.
-///
-/// Each row loop takes the vertical rows of this row (`cur`), writes those of the next
-/// row into `next` from the input rows `src` = [a, b, c] of that next row, and does its
-/// per-pixel work from `cur`.
 mod portable {
-    use super::{EffMode, Gather, Vert, EPS, FLUSH_COLS, LANES};
+    use super::{EffMode, Gather, EPS, FLUSH_COLS, LANES};
     use brain_core::SobelLossForm;
 
     /// √(a² + b² + ε).
@@ -137,28 +121,36 @@ mod portable {
         (a * a + b * b + EPS).sqrt()
     }
 
-    /// (s, d) = (a + 2b + c, c − a).
+    /// (corr(x, Kx), corr(x, Ky)) at `k` of a padded buffer with row stride `ws`.
     #[inline(always)]
-    pub fn vert(a: f32, b: f32, c: f32) -> (f32, f32) {
-        ((a + 2.0 * b) + c, c - a)
+    pub fn sobel(x: &[f32], ws: usize, k: usize) -> (f32, f32) {
+        let p1 = x[k + ws + 1] - x[k - ws - 1];
+        let p2 = x[k - ws + 1] - x[k + ws - 1];
+        let e = x[k + 1] - x[k - 1];
+        let f = x[k + ws] - x[k - ws];
+        ((p1 + p2) + 2.0 * e, (p1 - p2) + 2.0 * f)
     }
 
-    /// (gx, gy) at column `i` from vertical rows.
+    /// corr(x, Kx) at `k`.
     #[inline(always)]
-    pub fn horiz(v: &Vert, i: usize) -> (f32, f32) {
-        let (s, d) = (&v.s, &v.d);
-        (s[i + 2] - s[i], (d[i] + 2.0 * d[i + 1]) + d[i + 2])
+    pub fn sx(x: &[f32], ws: usize, k: usize) -> f32 {
+        let p1 = x[k + ws + 1] - x[k - ws - 1];
+        let p2 = x[k - ws + 1] - x[k + ws - 1];
+        (p1 + p2) + 2.0 * (x[k + 1] - x[k - 1])
     }
 
-    /// The vertical pass of the next row at column `i`.
+    /// corr(x, Ky) at `k`.
     #[inline(always)]
-    pub fn vert_next(src: &[&[f32]; 3], next: &mut Vert, i: usize) {
-        (next.s[i + 1], next.d[i + 1]) = vert(src[0][i], src[1][i], src[2][i]);
+    pub fn sy(x: &[f32], ws: usize, k: usize) -> f32 {
+        let p1 = x[k + ws + 1] - x[k - ws - 1];
+        let p2 = x[k - ws + 1] - x[k + ws - 1];
+        (p1 - p2) + 2.0 * (x[k + ws] - x[k - ws])
     }
 
-    /// The loss term from pred's and target's (gx, gy).
+    /// The loss term at `k`.
     #[inline(always)]
-    pub fn term(form: SobelLossForm, (gxp, gyp): (f32, f32), (gxt, gyt): (f32, f32)) -> f32 {
+    pub fn loss_term(form: SobelLossForm, p: &[f32], t: &[f32], ws: usize, k: usize) -> f32 {
+        let ((gxp, gyp), (gxt, gyt)) = (sobel(p, ws, k), sobel(t, ws, k));
         match form {
             SobelLossForm::Magnitude => {
                 let diff = mag(gxp, gyp) - mag(gxt, gyt);
@@ -180,116 +172,45 @@ mod portable {
         *a = [0.0; LANES];
     }
 
-    /// Vertical rows of one row (the first of a band) into `v`.
-    pub fn vert_row(src: [&[f32]; 3], v: &mut Vert, w: usize) {
-        for i in 0..w {
-            vert_next(&src, v, i);
-        }
-    }
-
-    /// [`loss_row`] at column `i`.
+    /// Effective gradients at `k` (see [`EffMode`]).
     #[inline(always)]
-    pub fn loss_px(
-        form: SobelLossForm,
-        cur: [&Vert; 2],
-        next: &mut [&mut Vert; 2],
-        src: &[[&[f32]; 3]; 2],
-        i: usize,
-    ) -> f32 {
-        vert_next(&src[0], next[0], i);
-        vert_next(&src[1], next[1], i);
-        term(form, horiz(cur[0], i), horiz(cur[1], i))
-    }
-
-    /// The loss terms of one row into `acc[i mod 8]`: in f32 over runs of
-    /// [`FLUSH_COLS`] columns, then in f64. Inputs: pred, target.
-    pub fn loss_row(
-        form: SobelLossForm,
-        cur: [&Vert; 2],
-        mut next: [&mut Vert; 2],
-        src: [[&[f32]; 3]; 2],
-        w: usize,
-        acc: &mut [f64; LANES],
-    ) {
-        let mut a = [0f32; LANES];
-        for i in 0..w {
-            a[i % LANES] += loss_px(form, cur, &mut next, &src, i);
-            if (i + 1) % FLUSH_COLS == 0 {
-                flush(acc, &mut a);
-            }
-        }
-        flush(acc, &mut a);
-    }
-
-    /// [`eff_row`] at column `i`.
-    #[inline(always)]
-    pub fn eff_px(
+    pub fn eff(
         mode: EffMode,
-        cur: [&Vert; 2],
-        next: &mut [&mut Vert; 2],
-        src: &[[&[f32]; 3]; 2],
+        p: &[f32],
+        t: &[f32],
+        ws: usize,
+        k: usize,
         c: f32,
         e: &mut [&mut [f32]; 4],
-        i: usize,
     ) {
-        vert_next(&src[0], next[0], i);
-        vert_next(&src[1], next[1], i);
-        let ((px, py), (qx, qy)) = (horiz(cur[0], i), horiz(cur[1], i));
+        let ((px, py), (qx, qy)) = (sobel(p, ws, k), sobel(t, ws, k));
         match mode {
             EffMode::Components => {
-                e[0][i] = c * (px - qx);
-                e[1][i] = c * (py - qy);
+                e[0][k] = c * (px - qx);
+                e[1][k] = c * (py - qy);
             }
             EffMode::MagPred => {
                 let (mp, mt) = (mag(px, py), mag(qx, qy));
                 let kp = (c * (mp - mt)) / mp;
-                e[0][i] = kp * px;
-                e[1][i] = kp * py;
+                e[0][k] = kp * px;
+                e[1][k] = kp * py;
             }
             EffMode::MagBoth => {
                 let (mp, mt) = (mag(px, py), mag(qx, qy));
                 let g = c * (mp - mt);
                 let (kp, kt) = (g / mp, g / mt);
-                e[0][i] = kp * px;
-                e[1][i] = kp * py;
-                e[2][i] = -(kt * qx);
-                e[3][i] = -(kt * qy);
+                e[0][k] = kp * px;
+                e[1][k] = kp * py;
+                e[2][k] = -(kt * qx);
+                e[3][k] = -(kt * qy);
             }
         }
     }
 
-    /// Effective gradients of one row into `e` (see [`EffMode`]). Inputs: pred,
-    /// target.
-    #[allow(clippy::too_many_arguments)]
-    pub fn eff_row(
-        mode: EffMode,
-        cur: [&Vert; 2],
-        mut next: [&mut Vert; 2],
-        src: [[&[f32]; 3]; 2],
-        w: usize,
-        c: f32,
-        mut e: [&mut [f32]; 4],
-    ) {
-        for i in 0..w {
-            eff_px(mode, cur, &mut next, &src, c, &mut e, i);
-        }
-    }
-
-    /// [`gather_row`] at column `i`.
+    /// `o` updated with g = Sx(ex) + Sy(ey) at `k` (see [`Gather`]).
     #[inline(always)]
-    pub fn gather_px(
-        ex: &[&[f32]; 3],
-        ey: &[&[f32]; 3],
-        cur: &Vert,
-        next: &mut Vert,
-        o: &mut f32,
-        mode: Gather,
-        i: usize,
-    ) {
-        next.s[i + 1] = vert(ex[0][i], ex[1][i], ex[2][i]).0;
-        next.d[i + 1] = vert(ey[0][i], ey[1][i], ey[2][i]).1;
-        let (gx, gy) = horiz(cur, i);
-        let g = gx + gy;
+    pub fn gather(ex: &[f32], ey: &[f32], ws: usize, k: usize, o: &mut f32, mode: Gather) {
+        let g = sx(ex, ws, k) + sy(ey, ws, k);
         *o = match mode {
             Gather::Set => -g,
             Gather::Sub => *o - g,
@@ -297,74 +218,138 @@ mod portable {
         };
     }
 
-    /// The gather of one row into `out` from the vertical rows `cur` of the effective
-    /// gradients, writing those of the next row from `ex`, `ey` = Dx, Dy of the rows
-    /// around it.
+    /// gx, gy, magnitude at `k`.
+    #[inline(always)]
+    pub fn forward(x: &[f32], ws: usize, k: usize) -> (f32, f32, f32) {
+        let (a, b) = sobel(x, ws, k);
+        (a, b, mag(a, b))
+    }
+
+    /// Sobel backward's effective gradients at `k`: (gxin + q·gx, gyin + q·gy) with
+    /// q = dm / magnitude.
+    #[inline(always)]
+    pub fn bwd_eff(x: &[f32], ws: usize, k: usize, dm: f32, gxin: f32, gyin: f32) -> (f32, f32) {
+        let (gx, gy) = sobel(x, ws, k);
+        let q = dm / mag(gx, gy);
+        (gxin + q * gx, gyin + q * gy)
+    }
+
+    // Row loops: row r, column i is at c0 + r·ws + i of the padded buffers and at
+    // r·w + i of unpadded ones.
+
+    /// Rows of `src` (W each) into rows of `dst` with stride `ws`.
+    pub fn copy_rows(dst: &mut [f32], src: &[f32], w: usize, ws: usize) {
+        for (r, row) in src.chunks_exact(w).enumerate() {
+            dst[r * ws..r * ws + w].copy_from_slice(row);
+        }
+    }
+
+    /// Σ of the loss terms into `acc[i mod 8]`: in f32 over runs of [`FLUSH_COLS`]
+    /// columns of a row, then in f64.
     #[allow(clippy::too_many_arguments)]
-    pub fn gather_row(
-        ex: [&[f32]; 3],
-        ey: [&[f32]; 3],
-        cur: &Vert,
-        next: &mut Vert,
+    pub fn loss_rows(
+        form: SobelLossForm,
+        p: &[f32],
+        t: &[f32],
+        ws: usize,
         w: usize,
+        c0: usize,
+        rows: usize,
+        acc: &mut [f64; LANES],
+    ) {
+        let mut a = [0f32; LANES];
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            for i in 0..w {
+                a[i % LANES] += loss_term(form, p, t, ws, b + i);
+                if (i + 1) % FLUSH_COLS == 0 {
+                    flush(acc, &mut a);
+                }
+            }
+            flush(acc, &mut a);
+        }
+    }
+
+    /// Effective gradients into `e` (padded like `p`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn eff_rows(
+        mode: EffMode,
+        p: &[f32],
+        t: &[f32],
+        ws: usize,
+        w: usize,
+        c0: usize,
+        rows: usize,
+        c: f32,
+        mut e: [&mut [f32]; 4],
+    ) {
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            for i in 0..w {
+                eff(mode, p, t, ws, b + i, c, &mut e);
+            }
+        }
+    }
+
+    /// Gather into `out` (unpadded rows).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gather_rows(
+        ex: &[f32],
+        ey: &[f32],
+        ws: usize,
+        w: usize,
+        c0: usize,
+        rows: usize,
         out: &mut [f32],
         mode: Gather,
     ) {
-        for (i, o) in out[..w].iter_mut().enumerate() {
-            gather_px(&ex, &ey, cur, next, o, mode, i);
+        for (r, o) in out.chunks_exact_mut(w).take(rows).enumerate() {
+            let b = c0 + r * ws;
+            for (i, o) in o.iter_mut().enumerate() {
+                gather(ex, ey, ws, b + i, o, mode);
+            }
         }
     }
 
-    /// [`forward_row`] at column `i`: (gx, gy, magnitude).
-    #[inline(always)]
-    pub fn forward_px(cur: &Vert, next: &mut Vert, src: &[&[f32]; 3], i: usize) -> [f32; 3] {
-        vert_next(src, next, i);
-        let (a, b) = horiz(cur, i);
-        [a, b, mag(a, b)]
-    }
-
-    /// gx, gy, magnitude of one row.
-    pub fn forward_row(
-        cur: &Vert,
-        next: &mut Vert,
-        src: [&[f32]; 3],
-        w: usize,
-        [gx, gy, m]: [&mut [f32]; 3],
-    ) {
-        for i in 0..w {
-            [gx[i], gy[i], m[i]] = forward_px(cur, next, &src, i);
-        }
-    }
-
-    /// [`bwd_eff_row`] at column `i`: (gxin + q·gx, gyin + q·gy), q = dm / magnitude.
-    #[inline(always)]
-    pub fn bwd_eff_px(
-        cur: &Vert,
-        next: &mut Vert,
-        src: &[&[f32]; 3],
-        g: &[&[f32]; 3],
-        i: usize,
-    ) -> (f32, f32) {
-        vert_next(src, next, i);
-        let (gx, gy) = horiz(cur, i);
-        let q = g[0][i] / mag(gx, gy);
-        (g[1][i] + q * gx, g[2][i] + q * gy)
-    }
-
-    /// Sobel backward's effective gradients of one row into `ex`, `ey` from the rows
-    /// `g` = dmagnitude, incoming dgx, incoming dgy.
+    /// gx, gy, magnitude into unpadded rows.
     #[allow(clippy::too_many_arguments)]
-    pub fn bwd_eff_row(
-        cur: &Vert,
-        next: &mut Vert,
-        src: [&[f32]; 3],
-        g: [&[f32]; 3],
+    pub fn forward_rows(
+        x: &[f32],
+        ws: usize,
         w: usize,
+        c0: usize,
+        rows: usize,
+        gx: &mut [f32],
+        gy: &mut [f32],
+        m: &mut [f32],
+    ) {
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            for i in 0..w {
+                (gx[r * w + i], gy[r * w + i], m[r * w + i]) = forward(x, ws, b + i);
+            }
+        }
+    }
+
+    /// Sobel backward's effective gradients into `ex`, `ey` (padded like `x`) from
+    /// unpadded rows of dmagnitude and the incoming dgx, dgy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bwd_eff_rows(
+        x: &[f32],
+        ws: usize,
+        w: usize,
+        c0: usize,
+        rows: usize,
+        [dm, gxin, gyin]: [&[f32]; 3],
         ex: &mut [f32],
         ey: &mut [f32],
     ) {
-        for i in 0..w {
-            (ex[i], ey[i]) = bwd_eff_px(cur, next, &src, &g, i);
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            for i in 0..w {
+                let j = r * w + i;
+                (ex[b + i], ey[b + i]) = bwd_eff(x, ws, b + i, dm[j], gxin[j], gyin[j]);
+            }
         }
     }
 }
@@ -372,56 +357,53 @@ mod portable {
 /// The AVX2 row loops: the portable arithmetic 8 pixels at a time.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{portable, EffMode, Gather, Vert, EPS, FLUSH_COLS, LANES};
+    use super::{check_stencil, portable, EffMode, Gather, EPS, FLUSH_COLS, LANES};
     use brain_core::SobelLossForm;
     use core::arch::x86_64::*;
 
-    /// Panics unless the vertical rows hold W + 2 values and every row slice W.
-    #[inline(always)]
-    fn check(w: usize, verts: &[&Vert], rows: &[&[f32]]) {
-        for v in verts {
-            assert!(v.s.len() >= w + 2 && v.d.len() >= w + 2);
-        }
-        for r in rows {
-            assert!(r.len() >= w);
-        }
-    }
-
-    /// (s, d) = (a + 2b + c, c − a) at the 8 columns from `i`.
+    /// The six loads and four differences both kernels share, at the 8 pixels from
+    /// `p` (row stride `ws`): (p1, p2, b₊ − b₋, c₀ − a₀). Callers guarantee the 3 × 3
+    /// neighbourhoods are in bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn vert8(src: &[&[f32]; 3], i: usize) -> (__m256, __m256) {
-        let a = _mm256_loadu_ps(src[0].as_ptr().add(i));
-        let b = _mm256_loadu_ps(src[1].as_ptr().add(i));
-        let c = _mm256_loadu_ps(src[2].as_ptr().add(i));
-        (
-            _mm256_add_ps(_mm256_add_ps(a, _mm256_add_ps(b, b)), c),
-            _mm256_sub_ps(c, a),
-        )
+    unsafe fn diffs<const X: bool, const Y: bool>(p: *const f32, ws: usize) -> [__m256; 4] {
+        let (a, c) = (p.sub(ws), p.add(ws));
+        let p1 = _mm256_sub_ps(_mm256_loadu_ps(c.add(1)), _mm256_loadu_ps(a.sub(1)));
+        let p2 = _mm256_sub_ps(_mm256_loadu_ps(a.add(1)), _mm256_loadu_ps(c.sub(1)));
+        let z = _mm256_setzero_ps();
+        let e = if X {
+            _mm256_sub_ps(_mm256_loadu_ps(p.add(1)), _mm256_loadu_ps(p.sub(1)))
+        } else {
+            z
+        };
+        let f = if Y {
+            _mm256_sub_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(a))
+        } else {
+            z
+        };
+        [p1, p2, e, f]
     }
 
-    /// The vertical pass of the next row at the 8 columns from `i`, into `next`
-    /// (through pointers `n` = (s, d) of it).
+    /// corr(x, Kx) = (p1 + p2) + 2e.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn vert_next8(src: &[&[f32]; 3], n: (*mut f32, *mut f32), i: usize) {
-        let (s, d) = vert8(src, i);
-        _mm256_storeu_ps(n.0.add(i + 1), s);
-        _mm256_storeu_ps(n.1.add(i + 1), d);
+    unsafe fn kx(d: [__m256; 4]) -> __m256 {
+        _mm256_add_ps(_mm256_add_ps(d[0], d[1]), _mm256_add_ps(d[2], d[2]))
     }
 
-    /// (gx, gy) at the 8 columns from `i` from vertical rows.
+    /// corr(x, Ky) = (p1 − p2) + 2f.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn horiz8(v: &Vert, i: usize) -> (__m256, __m256) {
-        let (s, d) = (v.s.as_ptr().add(i), v.d.as_ptr().add(i));
-        let gx = _mm256_sub_ps(_mm256_loadu_ps(s.add(2)), _mm256_loadu_ps(s));
-        let d1 = _mm256_loadu_ps(d.add(1));
-        let gy = _mm256_add_ps(
-            _mm256_add_ps(_mm256_loadu_ps(d), _mm256_add_ps(d1, d1)),
-            _mm256_loadu_ps(d.add(2)),
-        );
-        (gx, gy)
+    unsafe fn ky(d: [__m256; 4]) -> __m256 {
+        _mm256_add_ps(_mm256_sub_ps(d[0], d[1]), _mm256_add_ps(d[3], d[3]))
+    }
+
+    /// (gx, gy) at the 8 pixels from `p`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sobel8(p: *const f32, ws: usize) -> (__m256, __m256) {
+        let d = diffs::<true, true>(p, ws);
+        (kx(d), ky(d))
     }
 
     /// √(a² + b² + ε).
@@ -432,10 +414,22 @@ mod x86 {
         _mm256_sqrt_ps(_mm256_add_ps(s, _mm256_set1_ps(EPS)))
     }
 
-    /// Raw (s, d) pointers of a vertical row to write.
-    #[inline(always)]
-    fn ptrs(v: &mut Vert) -> (*mut f32, *mut f32) {
-        (v.s.as_mut_ptr(), v.d.as_mut_ptr())
+    /// The loss terms of the 8 pixels from `k`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn term8(form: SobelLossForm, p: *const f32, t: *const f32, ws: usize) -> __m256 {
+        let (gxp, gyp) = sobel8(p, ws);
+        let (gxt, gyt) = sobel8(t, ws);
+        match form {
+            SobelLossForm::Magnitude => {
+                let d = _mm256_sub_ps(mag8(gxp, gyp), mag8(gxt, gyt));
+                _mm256_mul_ps(d, d)
+            }
+            SobelLossForm::Components => {
+                let (u, v) = (_mm256_sub_ps(gxp, gxt), _mm256_sub_ps(gyp, gyt));
+                _mm256_add_ps(_mm256_mul_ps(u, u), _mm256_mul_ps(v, v))
+            }
+        }
     }
 
     /// `acc += a` in f64 (lanes 0–3, 4–7).
@@ -449,300 +443,334 @@ mod x86 {
         _mm256_storeu_pd(p.add(4), _mm256_add_pd(_mm256_loadu_pd(p.add(4)), hi));
     }
 
-    /// [`portable::vert_row`].
+    /// [`portable::copy_rows`], inline: rows are short, a `memcpy` call per row costs
+    /// more than the copy.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn vert_row(src: [&[f32]; 3], v: &mut Vert, w: usize) {
-        check(w, &[&*v], &src);
-        let n = ptrs(v);
-        let mut i = 0;
-        while i + 8 <= w {
-            vert_next8(&src, n, i);
-            i += 8;
-        }
-        for i in i..w {
-            portable::vert_next(&src, v, i);
-        }
-    }
-
-    /// [`portable::loss_row`].
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn loss_row(
-        form: SobelLossForm,
-        cur: [&Vert; 2],
-        mut next: [&mut Vert; 2],
-        src: [[&[f32]; 3]; 2],
-        w: usize,
-        acc: &mut [f64; LANES],
-    ) {
-        let [[a, b, c], [d, e, f]] = src;
-        check(
-            w,
-            &[cur[0], cur[1], &*next[0], &*next[1]],
-            &[a, b, c, d, e, f],
-        );
-        let (np, nt) = (ptrs(next[0]), ptrs(next[1]));
-        let mut a = _mm256_setzero_ps();
-        let mut i = 0;
-        while i + 8 <= w {
-            vert_next8(&src[0], np, i);
-            vert_next8(&src[1], nt, i);
-            let (gxp, gyp) = horiz8(cur[0], i);
-            let (gxt, gyt) = horiz8(cur[1], i);
-            let t = match form {
-                SobelLossForm::Magnitude => {
-                    let d = _mm256_sub_ps(mag8(gxp, gyp), mag8(gxt, gyt));
-                    _mm256_mul_ps(d, d)
-                }
-                SobelLossForm::Components => {
-                    let (u, v) = (_mm256_sub_ps(gxp, gxt), _mm256_sub_ps(gyp, gyt));
-                    _mm256_add_ps(_mm256_mul_ps(u, u), _mm256_mul_ps(v, v))
-                }
-            };
-            a = _mm256_add_ps(a, t);
-            i += 8;
-            if i % FLUSH_COLS == 0 {
-                flush8(acc, a);
-                a = _mm256_setzero_ps();
+    pub unsafe fn copy_rows(dst: &mut [f32], src: &[f32], w: usize, ws: usize) {
+        let rows = src.len() / w.max(1);
+        assert!(w <= ws && (rows == 0 || (rows - 1) * ws + w <= dst.len()));
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        for r in 0..rows {
+            let (d, s) = (d.add(r * ws), s.add(r * w));
+            let mut i = 0;
+            while i + 8 <= w {
+                _mm256_storeu_ps(d.add(i), _mm256_loadu_ps(s.add(i)));
+                i += 8;
+            }
+            for i in i..w {
+                *d.add(i) = *s.add(i);
             }
         }
-        let mut a8 = [0f32; LANES];
-        _mm256_storeu_ps(a8.as_mut_ptr(), a);
-        for i in i..w {
-            a8[i % LANES] += portable::loss_px(form, cur, &mut next, &src, i);
-        }
-        portable::flush(acc, &mut a8);
     }
 
-    /// [`portable::eff_row`].
+    /// [`portable::loss_rows`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn eff_row(
-        mode: EffMode,
-        cur: [&Vert; 2],
-        mut next: [&mut Vert; 2],
-        src: [[&[f32]; 3]; 2],
+    pub unsafe fn loss_rows(
+        form: SobelLossForm,
+        p: &[f32],
+        t: &[f32],
+        ws: usize,
         w: usize,
+        c0: usize,
+        rows: usize,
+        acc: &mut [f64; LANES],
+    ) {
+        check_stencil(p.len(), ws, w, c0, rows);
+        check_stencil(t.len(), ws, w, c0, rows);
+        let (pp, tp) = (p.as_ptr(), t.as_ptr());
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            let mut a = _mm256_setzero_ps();
+            let mut i = 0;
+            while i + 8 <= w {
+                a = _mm256_add_ps(a, term8(form, pp.add(b + i), tp.add(b + i), ws));
+                i += 8;
+                if i % FLUSH_COLS == 0 {
+                    flush8(acc, a);
+                    a = _mm256_setzero_ps();
+                }
+            }
+            let mut a8 = [0f32; LANES];
+            _mm256_storeu_ps(a8.as_mut_ptr(), a);
+            for i in i..w {
+                a8[i % LANES] += portable::loss_term(form, p, t, ws, b + i);
+            }
+            portable::flush(acc, &mut a8);
+        }
+    }
+
+    /// Effective gradients of the 8 pixels at `j` into `e` (see [`EffMode`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn eff8(
+        mode: EffMode,
+        pp: *const f32,
+        tp: *const f32,
+        ws: usize,
+        j: usize,
+        cv: __m256,
+        e: [*mut f32; 4],
+    ) {
+        let neg = _mm256_set1_ps(-0.0);
+        let (px, py) = sobel8(pp.add(j), ws);
+        let (qx, qy) = sobel8(tp.add(j), ws);
+        match mode {
+            EffMode::Components => {
+                _mm256_storeu_ps(e[0].add(j), _mm256_mul_ps(cv, _mm256_sub_ps(px, qx)));
+                _mm256_storeu_ps(e[1].add(j), _mm256_mul_ps(cv, _mm256_sub_ps(py, qy)));
+            }
+            EffMode::MagPred => {
+                let (mp, mt) = (mag8(px, py), mag8(qx, qy));
+                let kp = _mm256_div_ps(_mm256_mul_ps(cv, _mm256_sub_ps(mp, mt)), mp);
+                _mm256_storeu_ps(e[0].add(j), _mm256_mul_ps(kp, px));
+                _mm256_storeu_ps(e[1].add(j), _mm256_mul_ps(kp, py));
+            }
+            EffMode::MagBoth => {
+                let (mp, mt) = (mag8(px, py), mag8(qx, qy));
+                let g = _mm256_mul_ps(cv, _mm256_sub_ps(mp, mt));
+                let (kp, kt) = (_mm256_div_ps(g, mp), _mm256_div_ps(g, mt));
+                _mm256_storeu_ps(e[0].add(j), _mm256_mul_ps(kp, px));
+                _mm256_storeu_ps(e[1].add(j), _mm256_mul_ps(kp, py));
+                _mm256_storeu_ps(e[2].add(j), _mm256_xor_ps(_mm256_mul_ps(kt, qx), neg));
+                _mm256_storeu_ps(e[3].add(j), _mm256_xor_ps(_mm256_mul_ps(kt, qy), neg));
+            }
+        }
+    }
+
+    /// [`portable::eff_rows`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn eff_rows(
+        mode: EffMode,
+        p: &[f32],
+        t: &[f32],
+        ws: usize,
+        w: usize,
+        c0: usize,
+        rows: usize,
         c: f32,
         mut e: [&mut [f32]; 4],
     ) {
+        check_stencil(p.len(), ws, w, c0, rows);
+        check_stencil(t.len(), ws, w, c0, rows);
         let used = if mode == EffMode::MagBoth { 4 } else { 2 };
-        let [[r0, r1, r2], [r3, r4, r5]] = src;
-        check(
-            w,
-            &[cur[0], cur[1], &*next[0], &*next[1]],
-            &[r0, r1, r2, r3, r4, r5],
-        );
         for e in &e[..used] {
-            assert!(e.len() >= w);
+            check_stencil(e.len(), ws, w, c0, rows);
         }
-        let (np, nt) = (ptrs(next[0]), ptrs(next[1]));
-        let ep = e.each_mut().map(|e| e.as_mut_ptr());
+        let (pp, tp) = (p.as_ptr(), t.as_ptr());
         let cv = _mm256_set1_ps(c);
-        let neg = _mm256_set1_ps(-0.0);
-        let mut i = 0;
-        while i + 8 <= w {
-            vert_next8(&src[0], np, i);
-            vert_next8(&src[1], nt, i);
-            let (px, py) = horiz8(cur[0], i);
-            let (qx, qy) = horiz8(cur[1], i);
-            match mode {
-                EffMode::Components => {
-                    _mm256_storeu_ps(ep[0].add(i), _mm256_mul_ps(cv, _mm256_sub_ps(px, qx)));
-                    _mm256_storeu_ps(ep[1].add(i), _mm256_mul_ps(cv, _mm256_sub_ps(py, qy)));
-                }
-                EffMode::MagPred => {
-                    let (mp, mt) = (mag8(px, py), mag8(qx, qy));
-                    let kp = _mm256_div_ps(_mm256_mul_ps(cv, _mm256_sub_ps(mp, mt)), mp);
-                    _mm256_storeu_ps(ep[0].add(i), _mm256_mul_ps(kp, px));
-                    _mm256_storeu_ps(ep[1].add(i), _mm256_mul_ps(kp, py));
-                }
-                EffMode::MagBoth => {
-                    let (mp, mt) = (mag8(px, py), mag8(qx, qy));
-                    let g = _mm256_mul_ps(cv, _mm256_sub_ps(mp, mt));
-                    let (kp, kt) = (_mm256_div_ps(g, mp), _mm256_div_ps(g, mt));
-                    _mm256_storeu_ps(ep[0].add(i), _mm256_mul_ps(kp, px));
-                    _mm256_storeu_ps(ep[1].add(i), _mm256_mul_ps(kp, py));
-                    _mm256_storeu_ps(ep[2].add(i), _mm256_xor_ps(_mm256_mul_ps(kt, qx), neg));
-                    _mm256_storeu_ps(ep[3].add(i), _mm256_xor_ps(_mm256_mul_ps(kt, qy), neg));
-                }
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            // Fresh each row: the scalar tail below borrows `e` again.
+            let ep = e.each_mut().map(|e| e.as_mut_ptr());
+            let mut i = 0;
+            while i + 16 <= w {
+                eff8(mode, pp, tp, ws, b + i, cv, ep);
+                eff8(mode, pp, tp, ws, b + i + 8, cv, ep);
+                i += 16;
             }
-            i += 8;
-        }
-        for i in i..w {
-            portable::eff_px(mode, cur, &mut next, &src, c, &mut e, i);
+            if i + 8 <= w {
+                eff8(mode, pp, tp, ws, b + i, cv, ep);
+                i += 8;
+            }
+            for i in i..w {
+                portable::eff(mode, p, t, ws, b + i, c, &mut e);
+            }
         }
     }
 
-    /// [`portable::gather_row`].
+    /// [`portable::gather_rows`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gather_row(
-        ex: [&[f32]; 3],
-        ey: [&[f32]; 3],
-        cur: &Vert,
-        next: &mut Vert,
+    pub unsafe fn gather_rows(
+        ex: &[f32],
+        ey: &[f32],
+        ws: usize,
         w: usize,
+        c0: usize,
+        rows: usize,
         out: &mut [f32],
         mode: Gather,
     ) {
-        check(
-            w,
-            &[cur, &*next],
-            &[ex[0], ex[1], ex[2], ey[0], ey[2], &*out],
-        );
-        let n = ptrs(next);
-        let op = out.as_mut_ptr();
+        check_stencil(ex.len(), ws, w, c0, rows);
+        check_stencil(ey.len(), ws, w, c0, rows);
+        assert!(out.len() >= rows * w);
+        let (xp, yp) = (ex.as_ptr(), ey.as_ptr());
         let neg = _mm256_set1_ps(-0.0);
-        let mut i = 0;
-        while i + 8 <= w {
-            let s = vert8(&ex, i).0;
-            let (a, c) = (ey[0].as_ptr().add(i), ey[2].as_ptr().add(i));
-            _mm256_storeu_ps(n.0.add(i + 1), s);
-            _mm256_storeu_ps(
-                n.1.add(i + 1),
-                _mm256_sub_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(a)),
-            );
-            let (gx, gy) = horiz8(cur, i);
-            let g = _mm256_add_ps(gx, gy);
-            let v = match mode {
-                Gather::Set => _mm256_xor_ps(g, neg),
-                Gather::Sub => _mm256_sub_ps(_mm256_loadu_ps(op.add(i)), g),
-                Gather::Add => _mm256_add_ps(_mm256_loadu_ps(op.add(i)), g),
-            };
-            _mm256_storeu_ps(op.add(i), v);
-            i += 8;
-        }
-        for i in i..w {
-            portable::gather_px(&ex, &ey, cur, next, &mut out[i], mode, i);
+        for (r, o) in out.chunks_exact_mut(w).take(rows).enumerate() {
+            let b = c0 + r * ws;
+            let op = o.as_mut_ptr();
+            let mut i = 0;
+            while i + 8 <= w {
+                let gx = kx(diffs::<true, false>(xp.add(b + i), ws));
+                let gy = ky(diffs::<false, true>(yp.add(b + i), ws));
+                let g = _mm256_add_ps(gx, gy);
+                let v = match mode {
+                    Gather::Set => _mm256_xor_ps(g, neg),
+                    Gather::Sub => _mm256_sub_ps(_mm256_loadu_ps(op.add(i)), g),
+                    Gather::Add => _mm256_add_ps(_mm256_loadu_ps(op.add(i)), g),
+                };
+                _mm256_storeu_ps(op.add(i), v);
+                i += 8;
+            }
+            for (i, o) in o.iter_mut().enumerate().skip(i) {
+                portable::gather(ex, ey, ws, b + i, o, mode);
+            }
         }
     }
 
-    /// [`portable::forward_row`].
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_row(
-        cur: &Vert,
-        next: &mut Vert,
-        src: [&[f32]; 3],
-        w: usize,
-        [gx, gy, m]: [&mut [f32]; 3],
-    ) {
-        check(
-            w,
-            &[cur, &*next],
-            &[src[0], src[1], src[2], &*gx, &*gy, &*m],
-        );
-        let n = ptrs(next);
-        let mut i = 0;
-        while i + 8 <= w {
-            vert_next8(&src, n, i);
-            let (a, b) = horiz8(cur, i);
-            _mm256_storeu_ps(gx.as_mut_ptr().add(i), a);
-            _mm256_storeu_ps(gy.as_mut_ptr().add(i), b);
-            _mm256_storeu_ps(m.as_mut_ptr().add(i), mag8(a, b));
-            i += 8;
-        }
-        for i in i..w {
-            [gx[i], gy[i], m[i]] = portable::forward_px(cur, next, &src, i);
-        }
-    }
-
-    /// [`portable::bwd_eff_row`].
+    /// [`portable::forward_rows`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn bwd_eff_row(
-        cur: &Vert,
-        next: &mut Vert,
-        src: [&[f32]; 3],
-        g: [&[f32]; 3],
+    pub unsafe fn forward_rows(
+        x: &[f32],
+        ws: usize,
         w: usize,
+        c0: usize,
+        rows: usize,
+        gx: &mut [f32],
+        gy: &mut [f32],
+        m: &mut [f32],
+    ) {
+        check_stencil(x.len(), ws, w, c0, rows);
+        assert!(gx.len() >= rows * w && gy.len() >= rows * w && m.len() >= rows * w);
+        let xp = x.as_ptr();
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            let mut i = 0;
+            while i + 8 <= w {
+                let (a, bb) = sobel8(xp.add(b + i), ws);
+                let j = r * w + i;
+                _mm256_storeu_ps(gx.as_mut_ptr().add(j), a);
+                _mm256_storeu_ps(gy.as_mut_ptr().add(j), bb);
+                _mm256_storeu_ps(m.as_mut_ptr().add(j), mag8(a, bb));
+                i += 8;
+            }
+            for i in i..w {
+                (gx[r * w + i], gy[r * w + i], m[r * w + i]) = portable::forward(x, ws, b + i);
+            }
+        }
+    }
+
+    /// [`portable::bwd_eff_rows`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn bwd_eff_rows(
+        x: &[f32],
+        ws: usize,
+        w: usize,
+        c0: usize,
+        rows: usize,
+        [dm, gxin, gyin]: [&[f32]; 3],
         ex: &mut [f32],
         ey: &mut [f32],
     ) {
-        check(
-            w,
-            &[cur, &*next],
-            &[src[0], src[1], src[2], g[0], g[1], g[2], &*ex, &*ey],
-        );
-        let n = ptrs(next);
-        let mut i = 0;
-        while i + 8 <= w {
-            vert_next8(&src, n, i);
-            let (gx, gy) = horiz8(cur, i);
-            let q = _mm256_div_ps(_mm256_loadu_ps(g[0].as_ptr().add(i)), mag8(gx, gy));
-            let ix = _mm256_loadu_ps(g[1].as_ptr().add(i));
-            let iy = _mm256_loadu_ps(g[2].as_ptr().add(i));
-            _mm256_storeu_ps(
-                ex.as_mut_ptr().add(i),
-                _mm256_add_ps(ix, _mm256_mul_ps(q, gx)),
-            );
-            _mm256_storeu_ps(
-                ey.as_mut_ptr().add(i),
-                _mm256_add_ps(iy, _mm256_mul_ps(q, gy)),
-            );
-            i += 8;
-        }
-        for i in i..w {
-            (ex[i], ey[i]) = portable::bwd_eff_px(cur, next, &src, &g, i);
+        check_stencil(x.len(), ws, w, c0, rows);
+        check_stencil(ex.len(), ws, w, c0, rows);
+        check_stencil(ey.len(), ws, w, c0, rows);
+        assert!(dm.len() >= rows * w && gxin.len() >= rows * w && gyin.len() >= rows * w);
+        let xp = x.as_ptr();
+        for r in 0..rows {
+            let b = c0 + r * ws;
+            let mut i = 0;
+            while i + 8 <= w {
+                let (j, q) = (b + i, r * w + i);
+                let (gx, gy) = sobel8(xp.add(j), ws);
+                let s = _mm256_div_ps(_mm256_loadu_ps(dm.as_ptr().add(q)), mag8(gx, gy));
+                let ix = _mm256_loadu_ps(gxin.as_ptr().add(q));
+                let iy = _mm256_loadu_ps(gyin.as_ptr().add(q));
+                _mm256_storeu_ps(
+                    ex.as_mut_ptr().add(j),
+                    _mm256_add_ps(ix, _mm256_mul_ps(s, gx)),
+                );
+                _mm256_storeu_ps(
+                    ey.as_mut_ptr().add(j),
+                    _mm256_add_ps(iy, _mm256_mul_ps(s, gy)),
+                );
+                i += 8;
+            }
+            for i in i..w {
+                let (j, q) = (b + i, r * w + i);
+                (ex[j], ey[j]) = portable::bwd_eff(x, ws, j, dm[q], gxin[q], gyin[q]);
+            }
         }
     }
 }
 
 // ------------------------------------------------------------------ bands
 
-/// Row `h` of a plane `[H, W]`, or the zero row outside it.
-#[inline(always)]
-fn row<'a>(plane: &'a [f32], zeros: &'a [f32], w: usize, h: isize) -> &'a [f32] {
-    if h < 0 || (h as usize + 1) * w > plane.len() {
-        &zeros[..w]
-    } else {
-        let h = h as usize;
-        &plane[h * w..(h + 1) * w]
+/// Copy plane rows `r_lo .. r_lo + rows` into the interior columns of the padded
+/// buffer `dst` (row stride W + 2), zeros for rows outside the plane. Pad columns are
+/// never written, so they stay zero.
+fn pad_rows(avx2: bool, dst: &mut [f32], plane: &[f32], s: &ImageShape, r_lo: isize, rows: usize) {
+    let (w, ws) = (s.width, s.width + 2);
+    // Padded rows a..b hold plane rows, the others zeros.
+    let a = (-r_lo).clamp(0, rows as isize) as usize;
+    let b = (s.height as isize - r_lo).clamp(a as isize, rows as isize) as usize;
+    for r in (0..a).chain(b..rows) {
+        dst[r * ws + 1..r * ws + 1 + w].fill(0.0);
+    }
+    if a < b {
+        let h = (r_lo + a as isize) as usize;
+        let src = &plane[h * w..(h + b - a) * w];
+        rows!(avx2, copy_rows(&mut dst[a * ws + 1..], src, w, ws));
     }
 }
 
-/// The input rows h, h + 1, h + 2 (those of the vertical pass of row h + 1).
-#[inline(always)]
-fn src3<'a>(plane: &'a [f32], zeros: &'a [f32], w: usize, h: isize) -> [&'a [f32]; 3] {
-    [h, h + 1, h + 2].map(|h| row(plane, zeros, w, h))
+/// Zero the interior of padded row `r` (a row outside the plane).
+fn zero_row(e: &mut [f32], ws: usize, r: usize) {
+    e[r * ws..(r + 1) * ws].fill(0.0);
 }
 
-/// Scratch of one task: vertical rows (current, next) of two inputs and of two gathers,
-/// the effective gradients of the last three rows (4 buffers of 3 rows), a zero row
-/// and a row to discard.
+/// Buffers of one task (unused ones empty): padded inputs `p`, `t` and padded
+/// effective gradients `e`, all of band + 4 rows of W + 2, and band + 2 zero rows of W.
 struct Scratch {
-    vin: [[Vert; 2]; 2],
-    vg: [[Vert; 2]; 2],
-    ring: [Vec<f32>; 4],
+    p: Vec<f32>,
+    t: Vec<f32>,
+    e: [Vec<f32>; 4],
     zeros: Vec<f32>,
-    sink: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(w: usize) -> Self {
-        let v = || [Vert::new(w), Vert::new(w)];
+    /// For width `w` and bands of `band` rows, with `inputs` padded inputs and `e`
+    /// effective-gradient buffers.
+    fn new(w: usize, band: usize, inputs: usize, e: usize) -> Self {
+        let len = (band + 4) * (w + 2);
+        let buf = |k: usize, n: usize| vec![0f32; if k < n { len } else { 0 }];
         Scratch {
-            vin: [v(), v()],
-            vg: [v(), v()],
-            ring: [0; 4].map(|_| vec![0.0; 3 * w]),
-            zeros: vec![0.0; w],
-            sink: vec![0.0; w],
+            p: buf(0, inputs),
+            t: buf(1, inputs),
+            e: [0, 1, 2, 3].map(|k| buf(k, e)),
+            zeros: vec![0.0; (band + 2) * w],
         }
     }
 }
 
-/// Effective-gradient row `k` of a band: its slot in the 3-row ring while
-/// `k ∈ 0..eb`, else the zero row (outside the plane, or not needed).
-#[inline(always)]
-fn ring_row<'a>(ring: &'a [f32], zeros: &'a [f32], w: usize, eb: usize, k: isize) -> &'a [f32] {
-    if k < 0 || k as usize >= eb {
-        &zeros[..w]
-    } else {
-        let j = k as usize % 3;
-        &ring[j * w..(j + 1) * w]
+/// Rows of a backward band `h0..h1` (of a plane of `ht` rows) in its padded buffers,
+/// whose row 0 is plane row h0 − 2: effective gradients are needed for plane rows
+/// `ea..eb` (the band and the in-plane row on each side); the padded rows of plane
+/// rows h0 − 1 and h1 when they fall outside the plane must be zero.
+struct BandRows {
+    ea: usize,
+    eb: usize,
+    /// Padded rows to zero.
+    outside: [Option<usize>; 2],
+}
+
+impl BandRows {
+    fn new(h0: usize, h1: usize, ht: usize) -> Self {
+        BandRows {
+            ea: h0.saturating_sub(1),
+            eb: (h1 + 1).min(ht),
+            outside: [(h0 == 0).then_some(1), (h1 == ht).then_some(h1 - h0 + 2)],
+        }
     }
 }
 
 /// Sobel forward of rows `h0..h1` of plane `x` into those rows of `gx`, `gy`, `m`.
+#[allow(clippy::too_many_arguments)]
 fn forward_band(
     avx2: bool,
     x: &[f32],
@@ -752,19 +780,9 @@ fn forward_band(
     [gx, gy, m]: [&mut [f32]; 3],
     sc: &mut Scratch,
 ) {
-    let w = s.width;
-    let Scratch { vin, zeros, .. } = sc;
-    let [cur, next] = &mut vin[0];
-    rows!(avx2, vert_row(src3(x, zeros, w, h0 as isize - 1), cur, w));
-    let rows = gx
-        .chunks_exact_mut(w)
-        .zip(gy.chunks_exact_mut(w))
-        .zip(m.chunks_exact_mut(w));
-    for (h, ((gx, gy), m)) in (h0..h1).zip(rows) {
-        let src = src3(x, zeros, w, h as isize);
-        rows!(avx2, forward_row(cur, next, src, w, [gx, gy, m]));
-        swap(cur, next);
-    }
+    let (w, ws, nb) = (s.width, s.width + 2, h1 - h0);
+    pad_rows(avx2, &mut sc.p, x, s, h0 as isize - 1, nb + 2);
+    rows!(avx2, forward_rows(&sc.p, ws, w, ws + 1, nb, gx, gy, m));
 }
 
 /// Σ of the loss terms of rows `h0..h1` of planes `xp`, `xt` (8 f64 lanes by column,
@@ -780,20 +798,14 @@ fn loss_band(
     h1: usize,
     sc: &mut Scratch,
 ) -> f64 {
-    let w = s.width;
-    let Scratch { vin, zeros, .. } = sc;
-    let [[pc, pn], [tc, tn]] = vin;
-    let top = h0 as isize - 1;
-    rows!(avx2, vert_row(src3(xp, zeros, w, top), pc, w));
-    rows!(avx2, vert_row(src3(xt, zeros, w, top), tc, w));
+    let (w, ws, nb) = (s.width, s.width + 2, h1 - h0);
+    pad_rows(avx2, &mut sc.p, xp, s, h0 as isize - 1, nb + 2);
+    pad_rows(avx2, &mut sc.t, xt, s, h0 as isize - 1, nb + 2);
     let mut acc = [0f64; LANES];
-    for h in h0..h1 {
-        let h = h as isize;
-        let src = [src3(xp, zeros, w, h), src3(xt, zeros, w, h)];
-        rows!(avx2, loss_row(form, [pc, tc], [pn, tn], src, w, &mut acc));
-        swap(pc, pn);
-        swap(tc, tn);
-    }
+    rows!(
+        avx2,
+        loss_rows(form, &sc.p, &sc.t, ws, w, ws + 1, nb, &mut acc)
+    );
     reduce8(acc)
 }
 
@@ -810,53 +822,40 @@ fn backward_band(
     out: &mut [f32],
     sc: &mut Scratch,
 ) {
-    let (w, ht) = (s.width, s.height);
-    let Scratch {
-        vin,
-        vg,
-        ring,
-        zeros,
-        sink,
-    } = sc;
-    let [[xc, xn], _] = vin;
-    let [[gc, gn], _] = vg;
-    let [rx, ry, ..] = ring;
-    // Effective gradients are needed for rows ea..eb: the band and a row on each side.
-    let (ea, eb) = (h0.saturating_sub(1), (h1 + 1).min(ht));
-    let [dgx, dgy, dm] = grads;
-    if dm.is_some() {
-        rows!(avx2, vert_row(src3(x, zeros, w, ea as isize - 1), xc, w));
-    }
-    let zeros = &zeros[..];
-    for k in ea..h1 + 2 {
-        if let (Some(dm), true) = (dm, k < eb) {
-            let j = k % 3;
-            let (ex, ey) = (&mut rx[j * w..(j + 1) * w], &mut ry[j * w..(j + 1) * w]);
-            let g = [Some(dm), dgx, dgy].map(|g| row(g.unwrap_or(zeros), zeros, w, k as isize));
-            let src = src3(x, zeros, w, k as isize);
-            rows!(avx2, bwd_eff_row(xc, xn, src, g, w, ex, ey));
-            swap(xc, xn);
+    let (w, ws, nb) = (s.width, s.width + 2, h1 - h0);
+    let b = BandRows::new(h0, h1, s.height);
+    let Scratch { p, e, zeros, .. } = sc;
+    let [ex, ey, ..] = e;
+    // Plane row h sits at padded row h + 2 − h0.
+    let ce = (b.ea + 2 - h0) * ws + 1;
+    let sl = b.ea * w..b.eb * w;
+    let [gxin, gyin] = [grads[0], grads[1]].map(|g| g.map(|g| &g[sl.clone()]));
+    match grads[2] {
+        Some(dm) => {
+            pad_rows(avx2, p, x, s, h0 as isize - 2, nb + 4);
+            let rows = b.eb - b.ea;
+            // Absent incoming gradients read as zero rows.
+            let z = &zeros[..rows * w];
+            let src = [&dm[sl.clone()], gxin.unwrap_or(z), gyin.unwrap_or(z)];
+            rows!(avx2, bwd_eff_rows(p, ws, w, ce, rows, src, ex, ey));
         }
-        if k > h0 {
-            // Gather row k − 2 and the vertical rows of row k − 1.
-            let r = k as isize - 1;
-            let (rx, ry) = (&rx[..], &ry[..]);
-            let ex = [r - 1, r, r + 1].map(|k| match dm {
-                Some(_) => ring_row(rx, zeros, w, eb, k),
-                None => row(dgx.unwrap_or(zeros), zeros, w, k),
-            });
-            let ey = [r - 1, r, r + 1].map(|k| match dm {
-                Some(_) => ring_row(ry, zeros, w, eb, k),
-                None => row(dgy.unwrap_or(zeros), zeros, w, k),
-            });
-            let o = match k.checked_sub(h0 + 2) {
-                Some(j) => &mut out[j * w..(j + 1) * w],
-                None => &mut sink[..],
-            };
-            rows!(avx2, gather_row(ex, ey, gc, gn, w, o, Gather::Set));
-            swap(gc, gn);
+        None => {
+            for h in b.ea..b.eb {
+                let k = (h + 2 - h0) * ws + 1;
+                let j = (h - b.ea) * w;
+                ex[k..k + w].copy_from_slice(gxin.map_or(&zeros[..w], |g| &g[j..j + w]));
+                ey[k..k + w].copy_from_slice(gyin.map_or(&zeros[..w], |g| &g[j..j + w]));
+            }
         }
     }
+    for r in b.outside.into_iter().flatten() {
+        zero_row(ex, ws, r);
+        zero_row(ey, ws, r);
+    }
+    rows!(
+        avx2,
+        gather_rows(ex, ey, ws, w, 2 * ws + 1, nb, out, Gather::Set)
+    );
 }
 
 /// `Backend::sobel_loss_backward` for rows `h0..h1` of planes `xp`, `xt`, accumulated
@@ -871,19 +870,12 @@ fn loss_backward_band(
     c: f32,
     h0: usize,
     h1: usize,
-    [mut dp, mut dt]: [Option<&mut [f32]>; 2],
+    [dp, dt]: [Option<&mut [f32]>; 2],
     sc: &mut Scratch,
 ) {
-    let (w, ht) = (s.width, s.height);
-    let Scratch {
-        vin,
-        vg,
-        ring,
-        zeros,
-        sink,
-    } = sc;
-    let [[pc, pn], [tc, tn]] = vin;
-    let [[gpc, gpn], [gtc, gtn]] = vg;
+    let (w, ws, nb) = (s.width, s.width + 2, h1 - h0);
+    let b = BandRows::new(h0, h1, s.height);
+    let Scratch { p, t, e, .. } = sc;
     // Magnitude form: one pair (Dx, Dy) per input, target's only when asked for.
     // Components form: one pair for pred, whose negation is target's.
     let mode = match form {
@@ -891,51 +883,34 @@ fn loss_backward_band(
         SobelLossForm::Magnitude if dt.is_some() => EffMode::MagBoth,
         SobelLossForm::Magnitude => EffMode::MagPred,
     };
-    // Effective gradients are needed for rows ea..eb: the band and a row on each side.
-    let (ea, eb) = (h0.saturating_sub(1), (h1 + 1).min(ht));
-    let top = ea as isize - 1;
-    rows!(avx2, vert_row(src3(xp, zeros, w, top), pc, w));
-    rows!(avx2, vert_row(src3(xt, zeros, w, top), tc, w));
-    for k in ea..h1 + 2 {
-        if k < eb {
-            let j = k % 3;
-            let e = ring.each_mut().map(|r| &mut r[j * w..(j + 1) * w]);
-            let src = [
-                src3(xp, zeros, w, k as isize),
-                src3(xt, zeros, w, k as isize),
-            ];
-            rows!(avx2, eff_row(mode, [pc, tc], [pn, tn], src, w, c, e));
-            swap(pc, pn);
-            swap(tc, tn);
+    pad_rows(avx2, p, xp, s, h0 as isize - 2, nb + 4);
+    pad_rows(avx2, t, xt, s, h0 as isize - 2, nb + 4);
+    let ce = (b.ea + 2 - h0) * ws + 1;
+    {
+        let [e0, e1, e2, e3] = e.each_mut().map(|v| &mut v[..]);
+        rows!(
+            avx2,
+            eff_rows(mode, p, t, ws, w, ce, b.eb - b.ea, c, [e0, e1, e2, e3])
+        );
+    }
+    let used = if mode == EffMode::MagBoth { 4 } else { 2 };
+    for r in b.outside.into_iter().flatten() {
+        for e in &mut e[..used] {
+            zero_row(e, ws, r);
         }
-        if k > h0 {
-            // Gather row k − 2 and the vertical rows of row k − 1.
-            let r = k as isize - 1;
-            let rows3 = |q: usize| [r - 1, r, r + 1].map(|k| ring_row(&ring[q], zeros, w, eb, k));
-            // Output row k − 2 of the band, or the sink before the band starts.
-            let j = k.checked_sub(h0 + 2);
-            if let Some(dp) = dp.as_deref_mut() {
-                let o = match j {
-                    Some(j) => &mut dp[j * w..(j + 1) * w],
-                    None => &mut sink[..],
-                };
-                rows!(
-                    avx2,
-                    gather_row(rows3(0), rows3(1), gpc, gpn, w, o, Gather::Sub)
-                );
-                swap(gpc, gpn);
+    }
+    let [exp, eyp, ext, eyt] = &*e;
+    let co = 2 * ws + 1;
+    if let Some(dp) = dp {
+        rows!(avx2, gather_rows(exp, eyp, ws, w, co, nb, dp, Gather::Sub));
+    }
+    if let Some(dt) = dt {
+        match form {
+            SobelLossForm::Components => {
+                rows!(avx2, gather_rows(exp, eyp, ws, w, co, nb, dt, Gather::Add))
             }
-            if let Some(dt) = dt.as_deref_mut() {
-                let (ex, ey, how) = match form {
-                    SobelLossForm::Components => (rows3(0), rows3(1), Gather::Add),
-                    SobelLossForm::Magnitude => (rows3(2), rows3(3), Gather::Sub),
-                };
-                let o = match j {
-                    Some(j) => &mut dt[j * w..(j + 1) * w],
-                    None => &mut sink[..],
-                };
-                rows!(avx2, gather_row(ex, ey, gtc, gtn, w, o, how));
-                swap(gtc, gtn);
+            SobelLossForm::Magnitude => {
+                rows!(avx2, gather_rows(ext, eyt, ws, w, co, nb, dt, Gather::Sub))
             }
         }
     }
@@ -943,23 +918,24 @@ fn loss_backward_band(
 
 // ------------------------------------------------------------------ drivers
 
-/// Rows per band of the loss forward, from the shape alone: the largest band of at
-/// most [`BAND_ELEMS`] elements (at least one row, at most the plane).
+/// Rows per band from the shape alone: the largest band of at most [`BAND_ELEMS`]
+/// elements (at least one row, at most the plane).
 fn shape_band(s: &ImageShape) -> usize {
     s.height.min((BAND_ELEMS / s.width.max(1)).max(1)).max(1)
 }
 
-/// Rows per band for kernels whose results do not depend on it: whole planes, split
-/// when the planes give fewer than four bands per thread (bands of at least 8 rows;
-/// each recomputes the effective gradients of the row on each side).
+/// Rows per band for kernels whose results do not depend on it: [`shape_band`], split
+/// further when the planes give fewer than four bands per thread (bands of at least 8
+/// rows; each recomputes the effective gradients of the row on each side).
 fn par_band(ex: Exec, s: &ImageShape) -> usize {
+    let band = shape_band(s);
     let planes = s.batch * s.channels;
     let want = ex.threads * 4;
-    if !ex.par || planes >= want {
-        return s.height.max(1);
+    if !ex.par || planes * s.height.div_ceil(band) >= want {
+        return band;
     }
     let per_plane = want.div_ceil(planes.max(1));
-    s.height.div_ceil(per_plane).max(8.min(s.height)).max(1)
+    band.min(s.height.div_ceil(per_plane).max(8.min(s.height)))
 }
 
 /// Split each optional output into per-band chunks (planes in order, bands of `band`
@@ -1038,7 +1014,7 @@ fn forward_impl(
     [gx, gy, m]: [&mut [f32]; 3],
 ) {
     let hw = s.height * s.width;
-    let init = || Scratch::new(s.width);
+    let init = || Scratch::new(s.width, band, 1, 0);
     let task = |sc: &mut Scratch, p: usize, h0: usize, h1: usize, o: [Option<&mut [f32]>; 3]| {
         let [Some(gx), Some(gy), Some(m)] = o else {
             return;
@@ -1091,7 +1067,7 @@ fn backward_impl(
     dx: &mut [f32],
 ) {
     let hw = s.height * s.width;
-    let init = || Scratch::new(s.width);
+    let init = || Scratch::new(s.width, band, 1, 2);
     let task = |sc: &mut Scratch, p: usize, h0: usize, h1: usize, o: [Option<&mut [f32]>; 1]| {
         let [Some(out)] = o else { return };
         let sl = p * hw..(p + 1) * hw;
@@ -1133,7 +1109,7 @@ fn loss_forward_impl(
     let hw = s.height * s.width;
     let per_plane = s.height.div_ceil(band);
     let tasks = s.batch * s.channels * per_plane;
-    let init = || Scratch::new(s.width);
+    let init = || Scratch::new(s.width, band, 2, 0);
     let task = |sc: &mut Scratch, t: usize| -> f64 {
         let (p, h0) = (t / per_plane, (t % per_plane) * band);
         let h1 = (h0 + band).min(s.height);
@@ -1200,7 +1176,11 @@ fn loss_backward_impl(
     outs: [Option<&mut [f32]>; 2],
 ) {
     let hw = s.height * s.width;
-    let init = || Scratch::new(s.width);
+    let e = match form {
+        SobelLossForm::Magnitude if outs[1].is_some() => 4,
+        _ => 2,
+    };
+    let init = || Scratch::new(s.width, band, 2, e);
     let task = |sc: &mut Scratch, p: usize, h0: usize, h1: usize, o: [Option<&mut [f32]>; 2]| {
         let sl = p * hw..(p + 1) * hw;
         let (xp, xt) = (&pr[sl.clone()], &tg[sl]);
