@@ -144,22 +144,24 @@ fn dots4_portable(a0: &[f32], aj: &[f32], b0: &[f32], bj: &[f32]) -> [f64; 4] {
     let mut start = 0;
     while start < n {
         let end = (start + BLOCK).min(n);
-        // 8 f32 lanes per quantity over fixed-size windows (the loop vectorises).
         let mut acc = [[0f32; 8]; 4];
         let main = start + (end - start) / 8 * 8;
-        let mut i = start;
-        while i < main {
-            let x0: &[f32; 8] = a0[i..i + 8].try_into().unwrap();
-            let xj: &[f32; 8] = aj[i..i + 8].try_into().unwrap();
-            let y0: &[f32; 8] = b0[i..i + 8].try_into().unwrap();
-            let yj: &[f32; 8] = bj[i..i + 8].try_into().unwrap();
+        // Fixed-size windows (no bounds checks inside, so the loop vectorises).
+        let (mut ra, mut rj) = (&a0[start..main], &aj[start..main]);
+        let (mut rb, mut rk) = (&b0[start..main], &bj[start..main]);
+        while let (Some((x0, na)), Some((xj, nj)), Some((y0, nb)), Some((yj, nk))) = (
+            ra.split_first_chunk::<8>(),
+            rj.split_first_chunk::<8>(),
+            rb.split_first_chunk::<8>(),
+            rk.split_first_chunk::<8>(),
+        ) {
+            (ra, rj, rb, rk) = (na, nj, nb, nk);
             for l in 0..8 {
                 acc[0][l] += x0[l] * xj[l];
                 acc[1][l] += xj[l] * xj[l];
                 acc[2][l] += y0[l] * yj[l];
                 acc[3][l] += yj[l] * yj[l];
             }
-            i += 8;
         }
         for (t, i) in (main..end).enumerate() {
             acc[0][t] += a0[i] * aj[i];

@@ -103,7 +103,10 @@ enum Gather {
 
 /// Checks the row loops make before any unchecked access: the centre of row `r`,
 /// column `i` of `x` is `c0 + r·ws + i` for `r < rows`, `i < w`, and every 3 × 3
-/// neighbour of it lies in `x`.
+/// neighbour of it lies in `x`. User shapes are validated by `brain_core::check`
+/// before any kernel here runs (a typed error); these asserts, like those at the top
+/// of the raw-pointer loops below, only keep an internal indexing mistake from
+/// becoming an out-of-bounds access.
 #[inline(always)]
 fn check_stencil(len: usize, ws: usize, w: usize, c0: usize, rows: usize) {
     assert!(w + 2 <= ws && c0 > ws);

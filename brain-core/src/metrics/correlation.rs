@@ -189,12 +189,15 @@ fn dot4(a: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
     let mut acc = [[0.0f64; LANES]; 4];
     let d = b.len();
     let split = d - d % LANES;
-    for k in (0..split).step_by(LANES) {
-        let bv: &[f64; LANES] = b[k..k + LANES].try_into().unwrap();
+    let (mut bs, mut rows) = (&b[..split], a.map(|x| &x[..split]));
+    while let Some((bv, rest)) = bs.split_first_chunk::<LANES>() {
+        bs = rest;
         for r in 0..4 {
-            let av: &[f64; LANES] = a[r][k..k + LANES].try_into().unwrap();
-            for l in 0..LANES {
-                acc[r][l] += av[l] * bv[l];
+            if let Some((av, rest)) = rows[r].split_first_chunk::<LANES>() {
+                rows[r] = rest;
+                for l in 0..LANES {
+                    acc[r][l] += av[l] * bv[l];
+                }
             }
         }
     }
