@@ -4,9 +4,9 @@
 //! reference backend, f64 and f32: conformance has no dependency on backend-cpu.)
 
 use brain_core::diffusion::{
-    img2img_timesteps, noisy_start, sample, BetaConfig, DdimConfig, DdimScheduler, DdpmConfig,
-    DdpmScheduler, Denoiser, LatentDecoder, Model, NoiseSchedule, NoiseSource, PairDenoiser,
-    Sampler, ScheduleArithmetic, TimestepSpacing,
+    img2img_timesteps, noisy_start, sample, sample_and_decode, BetaConfig, DdimConfig,
+    DdimScheduler, DdpmConfig, DdpmScheduler, Denoiser, LatentDecoder, Model, NoiseSchedule,
+    NoiseSource, PairDenoiser, Sampler, ScheduleArithmetic, TimestepSpacing,
 };
 use brain_core::reference::ReferenceBackend;
 use brain_core::{Backend, BrainError, Element, PredictionType, Result};
@@ -157,7 +157,8 @@ fn ddim_recovers_x0<B: Backend>(be: &B, arithmetic: ScheduleArithmetic, tol: f64
     let mut den = ExactEps::new(&x0, s.schedule(), 0.0);
     let mut seen = Vec::new();
     let mut progress = |k: usize, total: usize| seen.push((k, total));
-    sample(
+    let mut img = be.alloc(n).unwrap();
+    sample_and_decode(
         be,
         Sampler::Ddim {
             scheduler: &s,
@@ -168,6 +169,8 @@ fn ddim_recovers_x0<B: Backend>(be: &B, arithmetic: ScheduleArithmetic, tol: f64
         Model::Plain(&mut den),
         None,
         Some(&mut progress),
+        &mut Double,
+        &mut img,
     )
     .unwrap();
     assert_eq!(den.calls, 50);
@@ -181,8 +184,6 @@ fn ddim_recovers_x0<B: Backend>(be: &B, arithmetic: ScheduleArithmetic, tol: f64
         be.name()
     );
 
-    let mut img = be.alloc(n).unwrap();
-    Double.decode(be, &latents, &mut img).unwrap();
     assert!(
         max_err(
             &down(be, &img),

@@ -27,7 +27,8 @@ pub use guidance::classifier_free_guidance;
 pub use img2img::{img2img_timesteps, noisy_start, Img2ImgStart};
 pub use noise::{add_noise, noise_coefficients};
 pub use sampler::{
-    sample, Denoiser, LatentDecoder, Model, NoiseSource, PairDenoiser, Progress, Sampler,
+    sample, sample_and_decode, Denoiser, LatentDecoder, Model, NoiseSource, PairDenoiser, Progress,
+    Sampler,
 };
 pub use schedule::{BetaConfig, BetaSchedule, NoiseSchedule, ScheduleArithmetic};
 pub use timesteps::{inference_timesteps, TimestepSpacing};

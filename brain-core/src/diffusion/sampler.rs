@@ -165,3 +165,21 @@ pub fn sample<B: Backend>(
     }
     Ok(())
 }
+
+/// [`sample`], then `decoder` turns the final latents into `image_out` (HAVIR's last
+/// step: the VAE decoder the caller supplies).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_and_decode<B: Backend>(
+    be: &B,
+    sampler: Sampler<'_>,
+    timesteps: &[usize],
+    latents: &mut B::Buffer,
+    model: Model<'_, B>,
+    noise: Option<NoiseSource>,
+    progress: Option<Progress<'_>>,
+    decoder: &mut dyn LatentDecoder<B>,
+    image_out: &mut B::Buffer,
+) -> Result<()> {
+    sample(be, sampler, timesteps, latents, model, noise, progress)?;
+    decoder.decode(be, latents, image_out)
+}
