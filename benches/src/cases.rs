@@ -187,7 +187,7 @@ pub fn reference_cases() -> Vec<Kernel> {
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
-fn data(len: usize, seed: u64) -> Vec<f32> {
+pub fn data(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

@@ -17,7 +17,7 @@
 //! at 2·m·n·k each; the elementwise work is not counted (so for the Sobel loss, whose
 //! square roots and divisions are its real cost, the floor is far below reach).
 
-use benches::cases::median_time;
+use benches::cases::{data, median_time};
 use benches::peak::{memory_bandwidth_gbs, MachinePeak};
 use brain_core::diffusion::{DdimConfig, DdimScheduler, ScheduleArithmetic};
 use brain_core::loss::cka::CkaLoss;
@@ -71,22 +71,6 @@ impl Case {
     }
 }
 
-/// A deterministic pseudo-random fill in [−1, 1) (a 64-bit LCG; the values only need
-/// to be generic, not statistically good).
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn time<F: FnMut() -> Result<()>>(mut f: F) -> Result<Duration> {
     f()?; // surface errors before timing
     let mut err = None;
@@ -110,8 +94,8 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
     let (n, m, d) = TOK;
     let len = n * m * d;
     let width = m * d;
-    let a = be.upload(&fill(len, 1))?;
-    let b = be.upload(&fill(len, 2))?;
+    let a = be.upload(&data(len, 1))?;
+    let b = be.upload(&data(len, 2))?;
     let (mut da, mut db) = (be.alloc(len)?, be.alloc(len)?);
     let mut loss = be.alloc(1)?;
     let io = 4.0 * 4.0 * len as f64; // read a, b; write da, db
@@ -222,8 +206,8 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
     // a fixed latent there).
     let s = LAT;
     let nl = s.len();
-    let p = be.upload(&fill(nl, 3))?;
-    let q = be.upload(&fill(nl, 4))?;
+    let p = be.upload(&data(nl, 3))?;
+    let q = be.upload(&data(nl, 4))?;
     let mut dp = be.alloc(nl)?;
     let t = time(|| {
         be.sobel_loss_forward(&p, &q, &s, SobelLossForm::Magnitude, &mut loss)?;
