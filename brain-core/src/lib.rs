@@ -45,6 +45,8 @@ pub mod element;
 pub mod error;
 pub mod loss;
 pub mod metrics;
+pub mod model;
+pub mod nn;
 pub mod ops;
 pub mod philox;
 pub mod reference;
