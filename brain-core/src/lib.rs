@@ -50,6 +50,7 @@ pub mod nn;
 pub mod ops;
 pub mod philox;
 pub mod reference;
+pub mod train;
 
 pub use backend::{AdamWTensor, Backend};
 pub use element::Element;
