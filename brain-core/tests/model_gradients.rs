@@ -149,3 +149,31 @@ fn gradients_with_dropout_masks() {
     let mut m = BrainMclip::new(&be, cfg, 1).unwrap();
     check_model(&be, &mut m, 5, 2, mode);
 }
+
+/// The analytic parameter counts of the configs agree with the built models.
+#[test]
+fn param_counts_match_the_configs() {
+    let be = ReferenceBackend::<f32>::new();
+    for b in [
+        Branches::Text,
+        Branches::TextSemantic,
+        Branches::TextSemanticDetail,
+        Branches::Full,
+    ] {
+        for rank in [None, Some(3)] {
+            let cfg = tiny_brainmclip(b, Align::Mg, rank);
+            let m = BrainMclip::new(&be, cfg, 0).unwrap();
+            assert_eq!(m.params().count(), cfg.param_count(), "{b:?} {rank:?}");
+        }
+    }
+    let cfg = HavirConfig::small(30, 20);
+    assert_eq!(
+        Havir::new(&be, cfg, 0).unwrap().params().count(),
+        cfg.param_count()
+    );
+    let summary = brain_core::model::param_summary(Havir::new(&be, cfg, 0).unwrap().params());
+    assert!(
+        summary.contains("structural.embed") && summary.contains("total"),
+        "{summary}"
+    );
+}

@@ -127,6 +127,34 @@ impl BrainMclipConfig {
         }
     }
 
+    /// Number of parameters of the model this builds (without building it).
+    pub fn param_count(&self) -> usize {
+        let (ns, nd, h, d) = (self.n_semantic, self.n_detail, self.hidden, self.embed_dim);
+        let linear = |i: usize, o: usize| o * (i + 1);
+        let unit = |i: usize, o: usize| linear(i, o) + 2 * o;
+        let head = |t: usize| match self.head_rank {
+            None => linear(h, t * d),
+            Some(r) => linear(h, t * r) + linear(r, d),
+        };
+        let backbone = self.blocks * unit(h, h);
+        let text = unit(ns, h) + linear(h, ns) + backbone + head(self.text_tokens);
+        let image = match self.branches {
+            Branches::Text => 0,
+            Branches::TextSemantic => {
+                unit(ns, h) + linear(h, ns) + backbone + head(self.image_tokens)
+            }
+            Branches::TextSemanticDetail | Branches::Full => {
+                unit(ns, h)
+                    + unit(nd, h)
+                    + linear(h, ns)
+                    + linear(h, nd)
+                    + backbone
+                    + head(self.image_tokens)
+            }
+        };
+        text + image
+    }
+
     /// Reject widths the model cannot be built with.
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "BrainMclipConfig";
@@ -228,6 +256,24 @@ impl HavirConfig {
         }
     }
 
+    /// Number of parameters of the model this builds (without building it).
+    pub fn param_count(&self) -> usize {
+        let h = self.hidden;
+        let linear = |i: usize, o: usize| o * (i + 1);
+        let unit = |i: usize, o: usize| linear(i, o) + 2 * o;
+        let c = self.channels;
+        let structural = unit(self.n_low, h)
+            + self.structural_blocks * unit(h, h)
+            + linear(h, c * self.map_size * self.map_size)
+            + 2 * c
+            + linear(c, self.latent_channels);
+        let semantic = unit(self.n_high, h)
+            + self.semantic_blocks * unit(h, h)
+            + linear(h, self.image_tokens * self.embed_dim)
+            + linear(h, self.text_tokens * self.embed_dim);
+        structural + semantic
+    }
+
     /// Reject widths the model cannot be built with.
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "HavirConfig";
@@ -299,5 +345,28 @@ fn temperature(op: &'static str, t: f64) -> Result<()> {
             op,
             format!("temperature {t} must be positive"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paper reports 0.73B parameters for BrainMCLIP's mapping network.
+    #[test]
+    fn paper_brainmclip_lands_near_the_papers_count() {
+        let n = BrainMclipConfig::paper().param_count();
+        assert!((0.70e9..0.76e9).contains(&(n as f64)), "{n}");
+    }
+
+    #[test]
+    fn configs_round_trip_through_json_names() {
+        let c = ModelConfig::BrainMclip(BrainMclipConfig::paper());
+        let s = serde_json::to_string(&c).unwrap();
+        assert!(
+            s.contains("\"model\":\"brainmclip\"") && s.contains("\"branches\":\"full\""),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<ModelConfig>(&s).unwrap(), c);
     }
 }

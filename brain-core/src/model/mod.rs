@@ -20,7 +20,34 @@ pub use havir::{Havir, HavirActs};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::{Mode, ParamStore};
+use alloc::string::String;
 use alloc::vec::Vec;
+
+/// A table of parameter counts per module (the first two parts of each key, e.g.
+/// `text.encoder`) and the total, what a model prints when it is built.
+pub fn param_summary<B: Backend>(params: &ParamStore<B>) -> String {
+    use core::fmt::Write;
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for p in params.infos() {
+        let key: String = p.name.split('.').take(2).collect::<Vec<_>>().join(".");
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some(g) => g.1 += p.len,
+            None => groups.push((key, p.len)),
+        }
+    }
+    let mut s = String::new();
+    for (k, n) in &groups {
+        let _ = writeln!(s, "  {k:<28} {n:>13}");
+    }
+    let total = params.count();
+    let _ = write!(
+        s,
+        "  {:<28} {total:>13}  ({:.3}B)",
+        "total",
+        total as f64 / 1e9
+    );
+    s
+}
 
 /// One named per-sample array a model reads: an input or a training target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,10 +84,12 @@ impl<B: Backend> ParamStore<B> {
         let stream = self.info.len() as u64;
         let host: Vec<B::Elem> = match init {
             Init::Constant(v) => alloc::vec![B::Elem::from_f64(v); len],
-            Init::Uniform { bound } => (0..len as u64)
-                .map(|i| {
-                    let u = philox::bits24(philox::word(self.seed, stream, i)) as f64
-                        * philox::INV_2_24;
+            // Element i takes word i of the stream (one Philox block per four words).
+            Init::Uniform { bound } => (0..len.div_ceil(4) as u64)
+                .flat_map(|b| philox::block(self.seed, stream, b))
+                .take(len)
+                .map(|w| {
+                    let u = philox::bits24(w) as f64 * philox::INV_2_24;
                     B::Elem::from_f64((2.0 * u - 1.0) * bound)
                 })
                 .collect(),

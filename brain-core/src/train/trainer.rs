@@ -200,7 +200,17 @@ pub fn evaluate<B: Backend, M: Model<B>>(
     data: &Dataset,
     batch: usize,
 ) -> Result<f64> {
-    let mut acts: Vec<(usize, M::Acts)> = Vec::new();
+    evaluate_cached(be, model, data, batch, &mut Vec::new())
+}
+
+/// [`evaluate`] reusing the per-batch-size buffers in `acts` across calls.
+fn evaluate_cached<B: Backend, M: Model<B>>(
+    be: &B,
+    model: &M,
+    data: &Dataset,
+    batch: usize,
+    acts: &mut Vec<(usize, M::Acts)>,
+) -> Result<f64> {
     let mut staging = Vec::new();
     let (mut sum, mut count) = (0.0, 0usize);
     for (start, len) in even_batches(data.len(), batch) {
@@ -265,6 +275,8 @@ pub struct Trainer<B: Backend, M: Model<B>> {
     pub state: TrainState,
     /// The run's settings.
     pub cfg: TrainConfig,
+    /// Evaluation buffers, allocated at the first evaluation and kept.
+    eval_acts: Vec<(usize, M::Acts)>,
 }
 
 impl<B: Backend, M: Model<B>> Trainer<B, M> {
@@ -276,6 +288,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             opt,
             state: TrainState::default(),
             cfg,
+            eval_acts: Vec::new(),
         })
     }
 
@@ -286,6 +299,7 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             opt,
             state,
             cfg,
+            eval_acts: Vec::new(),
         }
     }
 
@@ -354,7 +368,13 @@ impl<B: Backend, M: Model<B>> Trainer<B, M> {
             }
             let evaluate_now = cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0;
             let eval_loss = match (eval, evaluate_now) {
-                (Some(data), true) => Some(evaluate(be, &self.model, data, cfg.batch_size)?),
+                (Some(data), true) => Some(evaluate_cached(
+                    be,
+                    &self.model,
+                    data,
+                    cfg.batch_size,
+                    &mut self.eval_acts,
+                )?),
                 _ => None,
             };
             if let Some(l) = eval_loss {
