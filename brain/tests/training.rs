@@ -174,3 +174,24 @@ fn resume_from_checkpoint_is_bit_identical() {
         assert!(be.download_vec(&v1[i]).unwrap() == be.download_vec(&v2[i]).unwrap());
     }
 }
+
+/// With nothing to learn (learning rate 0) the held-out loss never improves, so
+/// patience 2 stops the run after the third epoch: one best evaluation, two bad ones.
+#[test]
+fn early_stopping_ends_a_run_that_stopped_improving() {
+    let be = CpuBackend::new();
+    let syn = SyntheticConfig::small(5);
+    let subject = generate(&syn).unwrap();
+    let mut cfg = train_cfg(10);
+    cfg.optimizer.lr = 0.0;
+    cfg.schedule = LrSchedule::Constant;
+    cfg.patience = Some(2);
+    let model = BrainMclip::new(&be, mclip_cfg(&syn), 1).unwrap();
+    let mut t = Trainer::new(&be, model, cfg).unwrap();
+    let s = t
+        .run(&be, &subject.train, Some(&subject.test), &mut ())
+        .unwrap();
+    assert!(s.stopped_early);
+    assert_eq!(s.epoch, 3);
+    assert_eq!(s.bad_evals, 2);
+}
