@@ -49,6 +49,7 @@
 
 mod adamw;
 mod cka;
+mod clip;
 mod contrastive;
 mod diffusion;
 mod elementwise;
@@ -954,6 +955,37 @@ impl Backend for CpuBackend {
             w_pt.as_mut_slice(),
             d_p.map(CpuBuffer::as_mut_slice),
             w_tt.map(CpuBuffer::as_mut_slice),
+        )
+    }
+    fn clip_grams_forward(
+        &self,
+        kind: ContrastiveLoss,
+        preds: &CpuBuffer,
+        targets: &CpuBuffer,
+        n: usize,
+        d: usize,
+        p_sq: &mut CpuBuffer,
+        t_sq: &mut CpuBuffer,
+        g_pt: &mut CpuBuffer,
+        g_tt: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        clip::clip_grams_forward(self, kind, preds, targets, n, d, p_sq, t_sq, g_pt, g_tt)
+    }
+    fn clip_inputs_backward(
+        &self,
+        kind: ContrastiveLoss,
+        w_pt: &CpuBuffer,
+        d_p: &CpuBuffer,
+        w_tt: &CpuBuffer,
+        preds: &CpuBuffer,
+        targets: &CpuBuffer,
+        n: usize,
+        d: usize,
+        dpreds: Option<&mut CpuBuffer>,
+        dtargets: Option<&mut CpuBuffer>,
+    ) -> Result<()> {
+        clip::clip_inputs_backward(
+            self, kind, w_pt, d_p, w_tt, preds, targets, n, d, dpreds, dtargets,
         )
     }
     fn sobel_forward(

@@ -70,6 +70,78 @@ fn fma_chains_scalar(iters: u64, seed: f32) -> f32 {
     acc.iter().flatten().sum()
 }
 
+/// Pixels per second, on `threads` threads, of the Sobel loss's square roots and
+/// divisions (forward + backward of the magnitude form, gradient of pred only): per
+/// pixel the forward takes √(gx² + gy² + ε) of pred and of target (2 square roots),
+/// the backward recomputes both (2 more) and divides once (k = c(M_p − M_t)/M_p);
+/// the rest (stencil, products, sums: adds and multiplies) is not counted. Measured
+/// as that mix at full width, 8 `vsqrtps` and 2 `vdivps` chains per iteration (16
+/// pixels), independent chains so the divide/square-root unit's throughput, not its
+/// latency, is what is timed.
+pub fn sobel_sqrt_div_pixels_per_sec(threads: usize, iters: u64) -> f64 {
+    let threads = threads.max(1);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || black_box(sqrt_div_chains(black_box(iters), 1.0 + t as f32)));
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    threads as f64 * iters as f64 * (2 * LANES) as f64 / secs
+}
+
+fn sqrt_div_chains(iters: u64, seed: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { sqrt_div_chains_avx2(iters, seed) };
+        }
+    }
+    sqrt_div_chains_scalar(iters, seed)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sqrt_div_chains_avx2(iters: u64, seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    // a ← √a + ½ and b ← 1.5/b + ½ settle at fixed points near 1.9 and 1.5: no
+    // special values a unit could shortcut.
+    let (half, num) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.5));
+    let mut a = [_mm256_set1_ps(seed + 1.0); 8];
+    let mut b = [_mm256_set1_ps(seed + 2.0); 2];
+    for _ in 0..iters {
+        for x in a.iter_mut() {
+            *x = _mm256_add_ps(_mm256_sqrt_ps(*x), half);
+        }
+        for y in b.iter_mut() {
+            *y = _mm256_add_ps(_mm256_div_ps(num, *y), half);
+        }
+    }
+    let mut sum = _mm256_setzero_ps();
+    for x in a.iter().chain(&b) {
+        sum = _mm256_add_ps(sum, *x);
+    }
+    let mut lanes = [0.0f32; LANES];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    lanes.iter().sum()
+}
+
+/// Portable fallback with the same mix (the compiler may vectorise it).
+fn sqrt_div_chains_scalar(iters: u64, seed: f32) -> f32 {
+    let mut a = [[seed + 1.0; LANES]; 8];
+    let mut b = [[seed + 2.0; LANES]; 2];
+    for _ in 0..iters {
+        for x in a.iter_mut().flatten() {
+            *x = x.sqrt() + 0.5;
+        }
+        for y in b.iter_mut().flatten() {
+            *y = 1.5 / *y + 0.5;
+        }
+    }
+    a.iter().chain(&b).flatten().sum()
+}
+
 /// Memory bandwidth in GB/s with `threads` threads over buffers of `bytes` bytes, best
 /// of `reps`: `(copy, read)`. Copy counts the bytes read plus the bytes written; read
 /// is a read-only sum of `u64` words. Each thread repeats its part enough times for a

@@ -432,6 +432,40 @@ pub trait Backend {
         w_tt: Option<&mut Self::Buffer>,
     ) -> Result<()>;
 
+    /// The Gram pass of the composite contrastive loss over the raw inputs
+    /// `preds`, `targets` `[n, d]`, in one read of each: squared row norms
+    /// `p_sq`, `t_sq` `[n]`, `g_pt = P·Tᵀ` and, for SoftCLIP, `g_tt = T·Tᵀ` `[n, n]`
+    /// (InfoNCE passes none); all overwritten.
+    fn clip_grams_forward(
+        &self,
+        kind: ContrastiveLoss,
+        preds: &Self::Buffer,
+        targets: &Self::Buffer,
+        n: usize,
+        d: usize,
+        p_sq: &mut Self::Buffer,
+        t_sq: &mut Self::Buffer,
+        g_pt: &mut Self::Buffer,
+        g_tt: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+    /// The coefficients of [`Backend::clip_logits_backward`] applied to the raw inputs
+    /// `[n, d]`: `dpreds += w_pt·T + d_p·P`, `dtargets += w_ptᵀ·P + w_tt·T` (both
+    /// optional, accumulated). Only the diagonal of `d_p` is read, and for InfoNCE
+    /// only that of `w_tt`. See `reference::contrastive::clip_inputs_backward`.
+    fn clip_inputs_backward(
+        &self,
+        kind: ContrastiveLoss,
+        w_pt: &Self::Buffer,
+        d_p: &Self::Buffer,
+        w_tt: &Self::Buffer,
+        preds: &Self::Buffer,
+        targets: &Self::Buffer,
+        n: usize,
+        d: usize,
+        dpreds: Option<&mut Self::Buffer>,
+        dtargets: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
+
     /// Sobel on NCHW, per channel, zero padding 1: gx, gy and √(gx² + gy² + 1e-6).
     fn sobel_forward(
         &self,

@@ -8,17 +8,20 @@
 //! the Rust timings (`--torch-json FILE` reads a saved run instead, `--no-torch` skips
 //! it). Prints a Markdown table for BENCHMARKS.md.
 //!
-//! Floors: `max(bytes / copy bandwidth, flops / FMA peak)` with both measured in this
-//! run (`benches::peak`). Bytes are the least any implementation moves: every input
+//! Floors: `max(bytes / copy bandwidth, flops / FMA peak, pixels / sqrt-div rate)`
+//! with all three measured in this run (`benches::peak`). Bytes are the least any implementation moves: every input
 //! read once, every gradient written once (4 bytes each). The bandwidth is measured
 //! with buffers of the case's own tensor size (25 MiB tokens, 2 MiB latents): on a
 //! machine whose last-level cache holds part of the working set, a DRAM-sized
 //! measurement would not be a floor. Flops count the GEMMs of the Gram/logit products
-//! at 2·m·n·k each; the elementwise work is not counted (so for the Sobel loss, whose
-//! square roots and divisions are its real cost, the floor is far below reach).
+//! at 2·m·n·k each; other elementwise work is not counted, except the Sobel loss's
+//! square roots and divisions: per pixel 2 square roots in the forward, 2 again and
+//! 1 division in the backward (`peak::sobel_sqrt_div_pixels_per_sec` times that exact
+//! mix at full AVX width on all threads). Its stencil adds and multiplies (~35 per
+//! pixel) are left out, so that floor is still below reach.
 
 use benches::cases::{data, median_time};
-use benches::peak::{memory_bandwidth_gbs, MachinePeak};
+use benches::peak::{memory_bandwidth_gbs, sobel_sqrt_div_pixels_per_sec, MachinePeak};
 use brain_core::diffusion::{DdimConfig, DdimScheduler, ScheduleArithmetic};
 use brain_core::loss::cka::CkaLoss;
 use brain_core::loss::contrastive::ClipLoss;
@@ -47,27 +50,35 @@ struct Case {
     tensor_bytes: usize,
     bytes: f64,
     flops: f64,
+    /// Pixels of the Sobel loss's square roots and divisions (0 elsewhere).
+    sqrt_div_pixels: f64,
     rust: Duration,
 }
 
-/// Floors of one case: copy bandwidth at its tensor size, GB/s, and the FMA peak.
+/// Floors of one case: copy bandwidth at its tensor size, GB/s, the FMA peak and the
+/// Sobel square-root/division mix in pixels per second.
 struct Floors {
     copy_gbs: f64,
     fma_gflops: f64,
+    sqrt_div_pps: f64,
 }
 
 impl Case {
+    fn floors(&self, f: &Floors) -> [(f64, &'static str); 3] {
+        [
+            (self.bytes / (f.copy_gbs * 1e9), "memory"),
+            (self.flops / (f.fma_gflops * 1e9), "FMA"),
+            (self.sqrt_div_pixels / f.sqrt_div_pps, "sqrt/div"),
+        ]
+    }
     fn floor_secs(&self, f: &Floors) -> f64 {
-        let mem = self.bytes / (f.copy_gbs * 1e9);
-        let fma = self.flops / (f.fma_gflops * 1e9);
-        mem.max(fma)
+        self.floors(f).iter().map(|x| x.0).fold(0.0, f64::max)
     }
     fn bound(&self, f: &Floors) -> &'static str {
-        if self.bytes / (f.copy_gbs * 1e9) >= self.flops / (f.fma_gflops * 1e9) {
-            "memory"
-        } else {
-            "FMA"
-        }
+        let fl = self.floors(f);
+        fl.iter()
+            .fold(fl[0], |a, &b| if b.0 > a.0 { b } else { a })
+            .1
     }
 }
 
@@ -113,6 +124,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
         what: "MSE",
         bytes: io,
         flops: 0.0,
+        sqrt_div_pixels: 0.0,
         rust: t,
     });
 
@@ -137,6 +149,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
             tensor_bytes: 4 * len,
             bytes: io,
             flops: 4.0 * gram,
+            sqrt_div_pixels: 0.0,
             rust: t,
         });
     }
@@ -152,6 +165,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
         what: "Sims (token cosine profile)",
         bytes: io,
         flops: 0.0,
+        sqrt_div_pixels: 0.0,
         rust: t,
     });
 
@@ -167,6 +181,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
         what: "multi-granularity (1 − CKA) + Sims",
         bytes: io,
         flops: 4.0 * gram,
+        sqrt_div_pixels: 0.0,
         rust: t,
     });
 
@@ -198,6 +213,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
             tensor_bytes: 4 * len,
             bytes: io,
             flops: products * gram,
+            sqrt_div_pixels: 0.0,
             rust: t,
         });
     }
@@ -228,6 +244,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
         what: "Sobel loss (magnitude), grad of pred",
         bytes: 3.0 * 4.0 * nl as f64,
         flops: 0.0,
+        sqrt_div_pixels: nl as f64,
         rust: t,
     });
 
@@ -248,6 +265,7 @@ fn rust_cases<B: Backend<Elem = f32>>(be: &B) -> Result<Vec<Case>> {
         what: "DDIM step, η = 0, ε prediction",
         bytes: 3.0 * 4.0 * nl as f64,
         flops: 0.0,
+        sqrt_div_pixels: 0.0,
         rust: t,
     });
     Ok(out)
@@ -306,6 +324,12 @@ fn main() {
     let be = benches::cpu_backend();
     let before = MachinePeak::measure();
     eprintln!("{before}");
+    let sqrt_div = |threads| {
+        (0..3)
+            .map(|_| sobel_sqrt_div_pixels_per_sec(threads, 20_000_000))
+            .fold(0.0, f64::max)
+    };
+    let sd_before = sqrt_div(before.threads);
     let cases = match rust_cases(&be) {
         Ok(c) => c,
         Err(e) => {
@@ -314,6 +338,7 @@ fn main() {
         }
     };
     let peak = before.best(MachinePeak::measure());
+    let sqrt_div_pps = sd_before.max(sqrt_div(peak.threads));
     let torch = if no_torch {
         None
     } else {
@@ -344,6 +369,10 @@ fn main() {
         })
         .collect();
     println!("floors: {peak}");
+    println!(
+        "Sobel loss sqrt/div mix (4 vsqrtps + 1 vdivps per 8 pixels): {:.0} Mpixel/s",
+        sqrt_div_pps / 1e6
+    );
     for (b, gbs) in &bw {
         println!(
             "copy bandwidth with {:.1} MiB buffers: {gbs:.1} GB/s",
@@ -363,6 +392,7 @@ fn main() {
         let fl = Floors {
             copy_gbs: bw[&c.tensor_bytes].max(peak.copy_gbs),
             fma_gflops: peak.fma_gflops,
+            sqrt_div_pps,
         };
         let f = c.floor_secs(&fl);
         let (tm, ratio) = match torch.as_ref().and_then(|t| t.median_s.get(c.name)) {

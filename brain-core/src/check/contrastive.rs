@@ -191,6 +191,71 @@ pub fn clip_logits_backward(
     temperature(OP, temperature_)
 }
 
+/// The Gram pass of the composite loss: `preds`, `targets` `[n, d]`, `p_sq`, `t_sq`
+/// `[n]`, `g_pt` `[n, n]`, and `g_tt` `[n, n]` exactly for SoftCLIP.
+pub fn clip_grams_forward(
+    kind: ContrastiveLoss,
+    preds: usize,
+    targets: usize,
+    n: usize,
+    d: usize,
+    p_sq: usize,
+    t_sq: usize,
+    g_pt: usize,
+    g_tt: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "clip_grams_forward";
+    let nd = numel(OP, &[n, d])?;
+    let nn = numel(OP, &[n, n])?;
+    len(OP, "preds", preds, nd)?;
+    len(OP, "targets", targets, nd)?;
+    len(OP, "p_sq", p_sq, n)?;
+    len(OP, "t_sq", t_sq, n)?;
+    len(OP, "g_pt", g_pt, nn)?;
+    match (kind, g_tt) {
+        (ContrastiveLoss::SoftClip, Some(g)) => len(OP, "g_tt", g, nn),
+        (ContrastiveLoss::SoftClip, None) => Err(invalid(
+            OP,
+            "SoftCLIP needs the target Gram matrix g_tt".into(),
+        )),
+        (ContrastiveLoss::InfoNce, None) => Ok(()),
+        (ContrastiveLoss::InfoNce, Some(_)) => Err(invalid(
+            OP,
+            "InfoNCE takes no target-target Gram matrix".into(),
+        )),
+    }
+}
+
+/// The input gradients of the composite loss: coefficients `w_pt`, `d_p`, `w_tt`
+/// `[n, n]`, `preds`, `targets` and the gradients `[n, d]`.
+pub fn clip_inputs_backward(
+    w_pt: usize,
+    d_p: usize,
+    w_tt: usize,
+    preds: usize,
+    targets: usize,
+    n: usize,
+    d: usize,
+    dpreds: Option<usize>,
+    dtargets: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "clip_inputs_backward";
+    let nd = numel(OP, &[n, d])?;
+    let nn = numel(OP, &[n, n])?;
+    len(OP, "w_pt", w_pt, nn)?;
+    len(OP, "d_p", d_p, nn)?;
+    len(OP, "w_tt", w_tt, nn)?;
+    len(OP, "preds", preds, nd)?;
+    len(OP, "targets", targets, nd)?;
+    if let Some(g) = dpreds {
+        len(OP, "dpreds", g, nd)?;
+    }
+    if let Some(g) = dtargets {
+        len(OP, "dtargets", g, nd)?;
+    }
+    Ok(())
+}
+
 /// Configuration of the composite contrastive loss: `n ≥ 1` rows of `d ≥ 1` features
 /// and a finite temperature `τ > 0`.
 pub fn contrastive_loss_config(n: usize, d: usize, temperature: f64) -> Result<()> {

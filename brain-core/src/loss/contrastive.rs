@@ -11,16 +11,17 @@
 //! into the targets (MindEye does not detach it).
 //!
 //! The normalised rows are never formed: C_pt = diag(r)·(P·Tᵀ)·diag(s)/τ with
-//! r, s the inverse row norms, so the forward pass is two row-norm reductions and the
-//! Gram GEMMs over the raw inputs, and the backward pass is n×n coefficient
-//! arithmetic ([`Backend::clip_logits_backward`]) followed by two accumulating GEMMs
-//! per input: about four passes over each `[n, d]` input in all, against a dozen
-//! with materialised p̂, t̂ and their gradients.
+//! r, s the inverse row norms, so the forward pass is one Gram pass over the raw
+//! inputs that also yields their row norms ([`Backend::clip_grams_forward`]), and the
+//! backward pass is n×n coefficient arithmetic ([`Backend::clip_logits_backward`])
+//! followed by one pass applying the coefficients to the raw inputs
+//! ([`Backend::clip_inputs_backward`]): each `[n, d]` input is read about twice in
+//! all, against a dozen passes with materialised p̂, t̂ and their gradients.
 
 use crate::backend::Backend;
 use crate::check;
 use crate::error::Result;
-use crate::ops::{ContrastiveLoss, Gemm, RowReduce};
+use crate::ops::ContrastiveLoss;
 
 /// A contrastive loss for a fixed batch shape `[n, d]`, kind and temperature, with all
 /// scratch buffers allocated once by [`ClipLoss::new`].
@@ -140,13 +141,20 @@ impl<B: Backend> ClipLoss<B> {
         let (n, d) = (self.n, self.d);
         self.check_inputs(be, "ClipLoss::forward", preds, targets)?;
         check::len("ClipLoss::forward", "loss", be.len(loss), 1)?;
-        be.reduce_rows(RowReduce::SumSquares, preds, &mut self.p_sq, n, d)?;
-        be.reduce_rows(RowReduce::SumSquares, targets, &mut self.t_sq, n, d)?;
-        let gram = Gemm::new(n, n, d).trans(false, true);
-        be.gemm(&gram, preds, targets, &mut self.g_pt)?;
+        let soft = self.soft();
+        be.clip_grams_forward(
+            self.kind,
+            preds,
+            targets,
+            n,
+            d,
+            &mut self.p_sq,
+            &mut self.t_sq,
+            &mut self.g_pt,
+            soft.then_some(&mut self.g_tt),
+        )?;
         let tau = self.temperature;
-        if self.soft() {
-            be.gemm(&gram, targets, targets, &mut self.g_tt)?;
+        if soft {
             be.clip_logits_forward(
                 self.kind,
                 &self.g_pt,
@@ -224,22 +232,9 @@ impl<B: Backend> ClipLoss<B> {
             dpreds.is_some().then_some(&mut self.d_p),
             dtargets.is_some().then_some(&mut self.w_tt),
         )?;
-        // Two accumulating products per input, each one pass over a raw [n, d] tensor.
-        // A diagonal coefficient matrix D is applied as a row scaling, a strided batch
-        // of n (1×1)·(1×d) products reading D's diagonal (stride n + 1).
-        let nn = Gemm::new(n, d, n).scale(1.0, 1.0);
-        let rows = Gemm::new(1, d, 1).scale(1.0, 1.0).batched(n, n + 1, d, d);
-        if let Some(dp) = dpreds {
-            be.gemm(&nn, &self.w_pt, targets, dp)?;
-            be.gemm(&rows, &self.d_p, preds, dp)?;
-        }
-        if let Some(dt) = dtargets {
-            be.gemm(&nn.trans(true, false), &self.w_pt, preds, dt)?;
-            // InfoNCE's w_tt is diagonal (SoftCLIP's is full).
-            let g = if soft { nn } else { rows };
-            be.gemm(&g, &self.w_tt, targets, dt)?;
-        }
-        Ok(())
+        be.clip_inputs_backward(
+            self.kind, &self.w_pt, &self.d_p, &self.w_tt, preds, targets, n, d, dpreds, dtargets,
+        )
     }
 
     fn check_inputs(&self, be: &B, op: &'static str, p: &B::Buffer, t: &B::Buffer) -> Result<()> {

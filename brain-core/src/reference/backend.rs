@@ -634,6 +634,56 @@ impl<T: Element> Backend for ReferenceBackend<T> {
             w_tt.map(|v| v.as_mut_slice()),
         )
     }
+    fn clip_grams_forward(
+        &self,
+        kind: ContrastiveLoss,
+        preds: &Vec<T>,
+        targets: &Vec<T>,
+        n: usize,
+        d: usize,
+        p_sq: &mut Vec<T>,
+        t_sq: &mut Vec<T>,
+        g_pt: &mut Vec<T>,
+        g_tt: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        contrastive::clip_grams_forward_checked(
+            kind,
+            preds,
+            targets,
+            n,
+            d,
+            p_sq,
+            t_sq,
+            g_pt,
+            g_tt.map(|v| v.as_mut_slice()),
+        )
+    }
+    fn clip_inputs_backward(
+        &self,
+        kind: ContrastiveLoss,
+        w_pt: &Vec<T>,
+        d_p: &Vec<T>,
+        w_tt: &Vec<T>,
+        preds: &Vec<T>,
+        targets: &Vec<T>,
+        n: usize,
+        d: usize,
+        dpreds: Option<&mut Vec<T>>,
+        dtargets: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        contrastive::clip_inputs_backward_checked(
+            kind,
+            w_pt,
+            d_p,
+            w_tt,
+            preds,
+            targets,
+            n,
+            d,
+            dpreds.map(|v| v.as_mut_slice()),
+            dtargets.map(|v| v.as_mut_slice()),
+        )
+    }
     fn sobel_forward(
         &self,
         x: &Vec<T>,

@@ -330,6 +330,138 @@ pub fn clip_logits_backward<T: Element>(
     }
 }
 
+/// The Gram pass over the raw inputs P, T `[n, d]`: `p_sq[i] = ‖P_i‖²`,
+/// `t_sq[j] = ‖T_j‖²`, `g_pt = P·Tᵀ` and (SoftCLIP) `g_tt = T·Tᵀ`, all overwritten.
+pub fn clip_grams_forward<T: Element>(
+    preds: &[T],
+    targets: &[T],
+    n: usize,
+    d: usize,
+    p_sq: &mut [T],
+    t_sq: &mut [T],
+    g_pt: &mut [T],
+    g_tt: Option<&mut [T]>,
+) {
+    let dot = |a: &[T], i: usize, b: &[T], j: usize| {
+        (0..d).fold(T::zero(), |s, k| s + a[i * d + k] * b[j * d + k])
+    };
+    for i in 0..n {
+        p_sq[i] = dot(preds, i, preds, i);
+        t_sq[i] = dot(targets, i, targets, i);
+        for j in 0..n {
+            g_pt[i * n + j] = dot(preds, i, targets, j);
+        }
+    }
+    if let Some(g) = g_tt {
+        for i in 0..n {
+            for j in 0..n {
+                g[i * n + j] = dot(targets, i, targets, j);
+            }
+        }
+    }
+}
+
+/// Applies the coefficients of [`clip_logits_backward`] to the raw inputs (both
+/// accumulated): `dpreds += w_pt·T + d_p·P` and `dtargets += w_ptᵀ·P + w_tt·T`, all
+/// matrices `[n, n]` row-major. Only the diagonal of `d_p` is read, and for InfoNCE
+/// only that of `w_tt` (its off-diagonal entries are zero by construction).
+pub fn clip_inputs_backward<T: Element>(
+    kind: ContrastiveLoss,
+    w_pt: &[T],
+    d_p: &[T],
+    w_tt: &[T],
+    preds: &[T],
+    targets: &[T],
+    n: usize,
+    d: usize,
+    dpreds: Option<&mut [T]>,
+    dtargets: Option<&mut [T]>,
+) {
+    let soft = kind == ContrastiveLoss::SoftClip;
+    if let Some(dp) = dpreds {
+        for i in 0..n {
+            for k in 0..d {
+                let mut acc = d_p[i * n + i] * preds[i * d + k];
+                for l in 0..n {
+                    acc = acc + w_pt[i * n + l] * targets[l * d + k];
+                }
+                dp[i * d + k] = dp[i * d + k] + acc;
+            }
+        }
+    }
+    if let Some(dt) = dtargets {
+        for i in 0..n {
+            for k in 0..d {
+                let mut acc = T::zero();
+                for l in 0..n {
+                    acc = acc + w_pt[l * n + i] * preds[l * d + k];
+                    if soft || l == i {
+                        acc = acc + w_tt[i * n + l] * targets[l * d + k];
+                    }
+                }
+                dt[i * d + k] = dt[i * d + k] + acc;
+            }
+        }
+    }
+}
+
+/// Validated `clip_grams_forward` (see the [`Backend`](crate::Backend) method).
+pub fn clip_grams_forward_checked<T: Element>(
+    kind: ContrastiveLoss,
+    preds: &[T],
+    targets: &[T],
+    n: usize,
+    d: usize,
+    p_sq: &mut [T],
+    t_sq: &mut [T],
+    g_pt: &mut [T],
+    g_tt: Option<&mut [T]>,
+) -> Result<()> {
+    check::clip_grams_forward(
+        kind,
+        preds.len(),
+        targets.len(),
+        n,
+        d,
+        p_sq.len(),
+        t_sq.len(),
+        g_pt.len(),
+        g_tt.as_deref().map(<[T]>::len),
+    )?;
+    clip_grams_forward(preds, targets, n, d, p_sq, t_sq, g_pt, g_tt);
+    Ok(())
+}
+
+/// Validated `clip_inputs_backward` (see the [`Backend`](crate::Backend) method).
+pub fn clip_inputs_backward_checked<T: Element>(
+    kind: ContrastiveLoss,
+    w_pt: &[T],
+    d_p: &[T],
+    w_tt: &[T],
+    preds: &[T],
+    targets: &[T],
+    n: usize,
+    d: usize,
+    dpreds: Option<&mut [T]>,
+    dtargets: Option<&mut [T]>,
+) -> Result<()> {
+    check::clip_inputs_backward(
+        w_pt.len(),
+        d_p.len(),
+        w_tt.len(),
+        preds.len(),
+        targets.len(),
+        n,
+        d,
+        dpreds.as_deref().map(<[T]>::len),
+        dtargets.as_deref().map(<[T]>::len),
+    )?;
+    clip_inputs_backward(
+        kind, w_pt, d_p, w_tt, preds, targets, n, d, dpreds, dtargets,
+    );
+    Ok(())
+}
+
 /// Validated `clip_logits_forward` (see the [`Backend`](crate::Backend) method).
 pub fn clip_logits_forward_checked<T: Element>(
     kind: ContrastiveLoss,

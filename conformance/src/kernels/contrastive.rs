@@ -36,6 +36,7 @@ pub fn contrastive<B: Backend>(be: &B) {
     l2_normalize(be);
     logits(be);
     gram_logits(be);
+    clip_passes(be);
     clip_loss(be);
     bad_input(be);
 }
@@ -196,6 +197,148 @@ fn logits<B: Backend>(be: &B) {
                 &dtt,
                 Tol::new(k * gs * cmax, k, LOGIT_WHY),
             )
+        },
+    );
+}
+
+const PASS_WHY: &str = "sums of k products err by k·u of the sum of their magnitudes \
+    (k = d for the Grams, 2n + 1 terms for the input gradients)";
+
+/// `clip_grams_forward` and `clip_inputs_backward` against the oracle, on batch
+/// sizes and widths that leave partial tiles and panels on the fast kernels.
+fn clip_passes<B: Backend>(be: &B) {
+    let or = Oracle::new();
+    let u = unit_roundoff::<B::Elem>();
+    run(
+        "clip Gram and input-gradient passes",
+        24,
+        (1..40usize, dim(300), any::<bool>(), 0..3usize, any::<u64>()),
+        |(n, d, soft, want, seed)| {
+            let kind = if soft {
+                ContrastiveLoss::SoftClip
+            } else {
+                ContrastiveLoss::InfoNce
+            };
+            let mut r = Rng::new(seed);
+            let p = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let t = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let (pb, tb) = (up(be, &p), up(be, &t));
+            let abs_dot = |a: &[f64], i: usize, b: &[f64], j: usize| -> f64 {
+                (0..d).map(|k| (a[i * d + k] * b[j * d + k]).abs()).sum()
+            };
+            let kd = d as f64 + 2.0;
+
+            // forward
+            let junk = |r: &mut Rng, len: usize| up(be, &r.vec(len, -5.0, 5.0));
+            let (mut ps_b, mut ts_b) = (junk(&mut r, n), junk(&mut r, n));
+            let (mut gpt_b, mut gtt_b) = (junk(&mut r, n * n), junk(&mut r, n * n));
+            be.clip_grams_forward(
+                kind,
+                &pb,
+                &tb,
+                n,
+                d,
+                &mut ps_b,
+                &mut ts_b,
+                &mut gpt_b,
+                soft.then_some(&mut gtt_b),
+            )
+            .map_err(e)?;
+            let (mut ps, mut ts) = (vec![0.0; n], vec![0.0; n]);
+            let (mut gpt, mut gtt) = (vec![0.0; n * n], vec![0.0; n * n]);
+            or.clip_grams_forward(
+                kind,
+                &p,
+                &t,
+                n,
+                d,
+                &mut ps,
+                &mut ts,
+                &mut gpt,
+                soft.then_some(&mut gtt),
+            )
+            .map_err(e)?;
+            let tol = |x: f64| Tol::new(kd * u * x, 0.0, PASS_WHY);
+            check_close_with("p_sq", &down(be, &ps_b), &ps, |i| tol(ps[i]))?;
+            check_close_with("t_sq", &down(be, &ts_b), &ts, |i| tol(ts[i]))?;
+            check_close_with("g_pt", &down(be, &gpt_b), &gpt, |x| {
+                tol(abs_dot(&p, x / n, &t, x % n))
+            })?;
+            if soft {
+                check_close_with("g_tt", &down(be, &gtt_b), &gtt, |x| {
+                    tol(abs_dot(&t, x / n, &t, x % n))
+                })?;
+            }
+
+            // backward, accumulating into random gradients
+            let w = representable::<B>(&r.vec(n * n, -1.0, 1.0));
+            let dpm = representable::<B>(&r.vec(n * n, -1.0, 1.0));
+            let mut wtt = representable::<B>(&r.vec(n * n, -1.0, 1.0));
+            if !soft {
+                // InfoNCE's w_tt is diagonal.
+                for (i, v) in wtt.iter_mut().enumerate() {
+                    if i % (n + 1) != 0 {
+                        *v = 0.0;
+                    }
+                }
+            }
+            let g0 = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let h0 = representable::<B>(&r.vec(n * d, -1.0, 1.0));
+            let (want_p, want_t) = [(true, true), (true, false), (false, true)][want];
+            let (wb, dpb, wttb) = (up(be, &w), up(be, &dpm), up(be, &wtt));
+            let (mut gb, mut hb) = (up(be, &g0), up(be, &h0));
+            be.clip_inputs_backward(
+                kind,
+                &wb,
+                &dpb,
+                &wttb,
+                &pb,
+                &tb,
+                n,
+                d,
+                want_p.then_some(&mut gb),
+                want_t.then_some(&mut hb),
+            )
+            .map_err(e)?;
+            let (mut g, mut h) = (g0.clone(), h0.clone());
+            or.clip_inputs_backward(
+                kind,
+                &w,
+                &dpm,
+                &wtt,
+                &p,
+                &t,
+                n,
+                d,
+                want_p.then_some(&mut g),
+                want_t.then_some(&mut h),
+            )
+            .map_err(e)?;
+            // Σ of the magnitudes of every term of an output element.
+            let mag_p = |x: usize| {
+                let (i, k) = (x / d, x % d);
+                let mut m = g0[x].abs() + (dpm[i * n + i] * p[x]).abs();
+                for l in 0..n {
+                    m += (w[i * n + l] * t[l * d + k]).abs();
+                }
+                m
+            };
+            let mag_t = |x: usize| {
+                let (i, k) = (x / d, x % d);
+                let mut m = h0[x].abs();
+                for l in 0..n {
+                    m +=
+                        (w[l * n + i] * p[l * d + k]).abs() + (wtt[i * n + l] * t[l * d + k]).abs();
+                }
+                m
+            };
+            let kn = 2.0 * n as f64 + 3.0;
+            check_close_with("dpreds", &down(be, &gb), &g, |x| {
+                Tol::new(kn * u * mag_p(x), 0.0, PASS_WHY)
+            })?;
+            check_close_with("dtargets", &down(be, &hb), &h, |x| {
+                Tol::new(kn * u * mag_t(x), 0.0, PASS_WHY)
+            })
         },
     );
 }
