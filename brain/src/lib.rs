@@ -6,7 +6,9 @@
 //! the tests. The numerics live in `brain-core`, generic over the backend.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod error;
+pub mod io;
 pub mod synthetic;
 
 pub use error::{Error, Result};

@@ -26,7 +26,10 @@ pub enum Branches {
 /// The alignment loss between predicted and target token embeddings (Table 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Align {
-    /// (1 − CKA) + Sims: the paper's multi-granularity loss.
+    /// (1 − CKA) + Sims: the multi-granularity loss of the paper's Eq. 3–4 as printed.
+    /// Linear CKA and Sims are invariant to rotations of the embedding, so on its own
+    /// it leaves the prediction free up to one (retrieval by cosine then fails; the
+    /// demo's text branch shows it); the paper's Table 4 always adds MSE.
     #[serde(rename = "mg")]
     Mg,
     /// MSE + symmetric InfoNCE.
@@ -41,7 +44,7 @@ pub enum Align {
     /// MSE + (1 − CKA).
     #[serde(rename = "mse+cka")]
     MseCka,
-    /// MSE + (1 − CKA) + Sims.
+    /// MSE + (1 − CKA) + Sims: the full model's row of Table 4, the presets' choice.
     #[serde(rename = "mse+cka+sims")]
     MseCkaSims,
 }
@@ -102,7 +105,7 @@ impl BrainMclipConfig {
             head_rank: None,
             dropout: 0.1,
             branches: Branches::Full,
-            align: Align::Mg,
+            align: Align::MseCkaSims,
             temperature: 0.005,
         }
     }
@@ -122,7 +125,7 @@ impl BrainMclipConfig {
             head_rank: None,
             dropout: 0.15,
             branches: Branches::Full,
-            align: Align::Mg,
+            align: Align::MseCkaSims,
             temperature: 0.005,
         }
     }

@@ -20,6 +20,7 @@ pub use havir::{Havir, HavirActs};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::{Mode, ParamStore};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -40,12 +41,12 @@ pub fn param_summary<B: Backend>(params: &ParamStore<B>) -> String {
         let _ = writeln!(s, "  {k:<28} {n:>13}");
     }
     let total = params.count();
-    let _ = write!(
-        s,
-        "  {:<28} {total:>13}  ({:.3}B)",
-        "total",
-        total as f64 / 1e9
-    );
+    let human = match total {
+        t if t >= 1_000_000_000 => format!("{:.3}B", t as f64 / 1e9),
+        t if t >= 1_000_000 => format!("{:.1}M", t as f64 / 1e6),
+        t => format!("{:.1}k", t as f64 / 1e3),
+    };
+    let _ = write!(s, "  {:<28} {total:>13}  ({human})", "total");
     s
 }
 
