@@ -1,12 +1,15 @@
 //! The `brain` command line: subcommands over the library, with progress bars and run
 //! folders. `brain demo` is the main job.
 
+mod data_cmds;
 mod demo;
 mod evaluate;
 mod plot;
 mod progress;
 mod run;
+mod slices;
 
+pub use data_cmds::{ModelKind, Preset, TrainOptions};
 pub use demo::{small_train_config, DemoOptions};
 pub use evaluate::{held_out_metrics, Metric};
 pub use plot::training_curves;
@@ -55,6 +58,86 @@ pub enum Command {
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
     },
+    /// Write the synthetic subject as a subject folder (docs/data.md layout).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Shapes, dtypes and ROI voxel counts of a subject folder.
+    Inspect {
+        /// Subject folder.
+        data: PathBuf,
+    },
+    /// Train a model on a subject folder into a run folder.
+    Train {
+        /// Subject folder (docs/data.md).
+        #[arg(long)]
+        data: PathBuf,
+        /// Model.
+        #[arg(long, value_enum)]
+        model: ModelKind,
+        /// Widths.
+        #[arg(long, value_enum, default_value_t = Preset::Small)]
+        preset: Preset,
+        /// Epochs.
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Peak learning rate (one-cycle schedule).
+        #[arg(long, default_value_t = 3e-3)]
+        lr: f64,
+        /// Seed of initialisation, shuffling and dropout.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Do not z-score voxels (they are z-scored with training statistics by default).
+        #[arg(long)]
+        no_zscore: bool,
+    },
+    /// Held-out metrics of a run on a subject's test split.
+    Eval {
+        /// Run folder (holds checkpoint.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Subject folder.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Predicted embeddings and latents of a split as .npy files.
+    Predict {
+        /// Run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Subject folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// `train` or `test`.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// HAVIR voxel-contribution maps as NIfTI volumes and PNG slices.
+    Explain {
+        /// Run folder of a HAVIR model.
+        #[arg(long)]
+        run: PathBuf,
+        /// Subject folder (its masks place the voxels).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn unavailable(b: BackendChoice) -> Error {
@@ -81,5 +164,39 @@ pub fn run(cli: Cli) -> Result<()> {
             demo::print_summary(&runs, &opts.out);
             Ok(())
         }
+        Command::Synth { out, seed } => data_cmds::synth(&out, seed),
+        Command::Inspect { data } => data_cmds::inspect(&data),
+        Command::Train {
+            data,
+            model,
+            preset,
+            epochs,
+            batch,
+            lr,
+            seed,
+            out,
+            no_zscore,
+        } => {
+            let o = TrainOptions {
+                data,
+                model,
+                preset,
+                epochs,
+                batch,
+                lr,
+                seed,
+                out,
+                zscore: !no_zscore,
+            };
+            data_cmds::train(&be, &o)
+        }
+        Command::Eval { run, data } => data_cmds::eval(&be, &run, &data),
+        Command::Predict {
+            run,
+            data,
+            split,
+            out,
+        } => data_cmds::predict_cmd(&be, &run, &data, &split, &out),
+        Command::Explain { run, data, out } => data_cmds::explain(&be, &run, &data, &out),
     }
 }

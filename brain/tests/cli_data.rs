@@ -1,0 +1,132 @@
+//! The subject-folder commands end to end on the synthetic subject written to disk:
+//! synth → inspect → train (both models) → eval → predict → explain.
+
+use brain::cli::{run, BackendChoice, Cli, Command, ModelKind, Preset};
+use brain::io::nifti::read_volume;
+use brain::io::npy::read_info;
+use std::path::Path;
+
+fn cli(command: Command) -> brain::Result<()> {
+    run(Cli {
+        backend: BackendChoice::Cpu,
+        command,
+    })
+}
+
+fn train(data: &Path, model: ModelKind, out: &Path) -> brain::Result<()> {
+    cli(Command::Train {
+        data: data.into(),
+        model,
+        preset: Preset::Small,
+        epochs: 3,
+        batch: 32,
+        lr: 3e-3,
+        seed: 2,
+        out: out.into(),
+        no_zscore: false,
+    })
+}
+
+#[test]
+fn subject_folder_to_trained_runs_predictions_and_maps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("subj");
+    cli(Command::Synth {
+        out: data.clone(),
+        seed: 4,
+    })
+    .unwrap();
+    cli(Command::Inspect { data: data.clone() }).unwrap();
+
+    let (mclip, havir) = (tmp.path().join("mclip"), tmp.path().join("havir"));
+    train(&data, ModelKind::Brainmclip, &mclip).unwrap();
+    train(&data, ModelKind::Havir, &havir).unwrap();
+    for run_dir in [&mclip, &havir] {
+        cli(Command::Eval {
+            run: run_dir.clone(),
+            data: data.clone(),
+        })
+        .unwrap();
+        assert!(run_dir.join("eval.json").is_file());
+    }
+
+    let pred = tmp.path().join("pred");
+    cli(Command::Predict {
+        run: mclip.clone(),
+        data: data.clone(),
+        split: "test".into(),
+        out: pred.clone(),
+    })
+    .unwrap();
+    assert_eq!(
+        read_info(&pred.join("e_i_hat.npy")).unwrap().shape,
+        vec![100, 9, 16]
+    );
+    assert_eq!(
+        read_info(&pred.join("e_t_hat.npy")).unwrap().shape,
+        vec![100, 5, 16]
+    );
+    cli(Command::Predict {
+        run: havir.clone(),
+        data: data.clone(),
+        split: "test".into(),
+        out: pred.clone(),
+    })
+    .unwrap();
+    assert_eq!(
+        read_info(&pred.join("z_prime.npy")).unwrap().shape,
+        vec![100, 4, 16, 16]
+    );
+
+    let maps = tmp.path().join("maps");
+    cli(Command::Explain {
+        run: havir.clone(),
+        data: data.clone(),
+        out: maps.clone(),
+    })
+    .unwrap();
+    let v = read_volume(&maps.join("structural_contributions.nii.gz")).unwrap();
+    // One non-zero value per low-level voxel of the synthetic subject (96).
+    assert_eq!(v.values.iter().filter(|&&x| x > 0.0).count(), 96);
+    assert!(maps.join("structural_contributions.png").is_file());
+    assert!(maps.join("semantic_contributions.nii.gz").is_file());
+
+    // explain is HAVIR's: a BrainMCLIP run is refused with the file named.
+    let e = cli(Command::Explain {
+        run: mclip.clone(),
+        data: data.clone(),
+        out: maps.clone(),
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("checkpoint.safetensors") && e.to_string().contains("HAVIR"),
+        "{e}"
+    );
+    // A split that does not exist.
+    let e = cli(Command::Predict {
+        run: mclip,
+        data: data.clone(),
+        split: "val".into(),
+        out: pred,
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("val"), "{e}");
+}
+
+#[test]
+fn havir_without_latents_names_the_missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("subj");
+    cli(Command::Synth {
+        out: data.clone(),
+        seed: 5,
+    })
+    .unwrap();
+    for split in ["train", "test"] {
+        std::fs::remove_file(data.join(format!("targets/{split}/latents.npy"))).unwrap();
+    }
+    let out = tmp.path().join("run");
+    let e = train(&data, ModelKind::Havir, &out).unwrap_err();
+    assert!(e.to_string().contains("latents.npy"), "{e}");
+    assert!(!out.exists(), "a failed start must not leave a run folder");
+}
