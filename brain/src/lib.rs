@@ -10,5 +10,6 @@ pub mod cli;
 pub mod error;
 pub mod io;
 pub mod synthetic;
+pub mod targets;
 
 pub use error::{Error, Result};

@@ -130,3 +130,48 @@ fn havir_without_latents_names_the_missing_file() {
     assert!(e.to_string().contains("latents.npy"), "{e}");
     assert!(!out.exists(), "a failed start must not leave a run folder");
 }
+
+#[test]
+fn fuse_targets_writes_detail_semantic_and_averaged_captions() {
+    use brain::io::npy::{read_f32, write_f32, Int16Scale};
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = tmp.path().join("layers");
+    std::fs::create_dir_all(&layers).unwrap();
+    let shape = [6, 5, 4];
+    for k in 1..=24usize {
+        let data: Vec<f32> = (0..120).map(|i| (i as f32) + k as f32).collect();
+        write_f32(
+            &layers.join(format!("clip_vision_layer{k}.npy")),
+            &shape,
+            &data,
+        )
+        .unwrap();
+    }
+    let caps: Vec<f32> = (0..6 * 3 * 5 * 4).map(|i| (i % 7) as f32).collect();
+    let cap_path = tmp.path().join("captions.npy");
+    write_f32(&cap_path, &[6, 3, 5, 4], &caps).unwrap();
+    let out = tmp.path().join("targets");
+    cli(Command::FuseTargets {
+        layers,
+        out: out.clone(),
+        first: 11,
+        last: 20,
+        semantic: 24,
+        captions: Some(cap_path),
+    })
+    .unwrap();
+    let detail = read_f32(&out.join("clip_image_detail.npy"), Int16Scale::AsIs).unwrap();
+    assert_eq!(detail.shape, vec![6, 5, 4]);
+    // mean over k = 11..=20 of (i + k) = i + 15.5
+    assert!(detail
+        .data
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| v == i as f32 + 15.5));
+    let semantic = read_f32(&out.join("clip_image_semantic.npy"), Int16Scale::AsIs).unwrap();
+    assert_eq!(semantic.data[0], 24.0);
+    let text = read_f32(&out.join("clip_text.npy"), Int16Scale::AsIs).unwrap();
+    assert_eq!(text.shape, vec![6, 5, 4]);
+    let want = (caps[0] + caps[20] + caps[40]) / 3.0;
+    assert!((text.data[0] - want).abs() < 1e-6);
+}

@@ -377,3 +377,69 @@ pub fn explain<B: Backend>(be: &B, run: &Path, data: &Path, out: &Path) -> Resul
     }
     Ok(())
 }
+
+fn bar(total: usize, what: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(total as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} trials ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b.set_prefix(what.to_string());
+    b
+}
+
+/// `brain fuse-targets`.
+pub fn fuse_targets(
+    layers: &Path,
+    out: &Path,
+    first: usize,
+    last: usize,
+    semantic: usize,
+    captions: Option<&Path>,
+) -> Result<()> {
+    use crate::targets::{average_captions_with, block_for, fuse_vision_layers, layer_path};
+    let info = crate::io::npy::read_info(&layer_path(layers, first)?)?;
+    let row: usize = info.shape.iter().skip(1).product();
+    let pb = bar(info.shape.first().copied().unwrap_or(0), "fuse layers");
+    let r = fuse_vision_layers(
+        layers,
+        first,
+        last,
+        semantic,
+        out,
+        block_for(row),
+        &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    );
+    pb.finish_and_clear();
+    let r = r?;
+    println!(
+        "{} = mean of {} layers {first}..={last}, {} = layer {semantic}; shape {:?}",
+        r.detail.display(),
+        r.detail_layers.len(),
+        r.semantic.display(),
+        r.shape
+    );
+    if let Some(c) = captions {
+        let dest = out.join("clip_text.npy");
+        let pb = bar(0, "average captions");
+        let rep = average_captions_with(c, &dest, 0, &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        });
+        pb.finish_and_clear();
+        let rep = rep?;
+        println!(
+            "{} = mean over {} captions; shape {:?}",
+            dest.display(),
+            rep.captions,
+            rep.shape
+        );
+    }
+    Ok(())
+}

@@ -102,6 +102,29 @@ pub enum Command {
         #[arg(long)]
         no_zscore: bool,
     },
+    /// Fuse per-layer CLIP vision files into e_I,D (mean of layers FIRST..=LAST) and
+    /// e_I,S (layer SEMANTIC), reading a block of trials at a time; optionally average
+    /// a [trials, captions, 77, 768] caption file into clip_text.npy.
+    FuseTargets {
+        /// Folder of clip_vision_layer{k}.npy files [trials, 257, 768].
+        #[arg(long)]
+        layers: PathBuf,
+        /// Output folder (e.g. subj01/targets/train).
+        #[arg(long)]
+        out: PathBuf,
+        /// First layer of the detail mean.
+        #[arg(long, default_value_t = crate::targets::DEFAULT_DETAIL_FIRST)]
+        first: usize,
+        /// Last layer of the detail mean (inclusive).
+        #[arg(long, default_value_t = crate::targets::DEFAULT_DETAIL_LAST)]
+        last: usize,
+        /// The semantic layer.
+        #[arg(long, default_value_t = crate::targets::DEFAULT_SEMANTIC)]
+        semantic: usize,
+        /// A caption-embedding file to average into OUT/clip_text.npy.
+        #[arg(long)]
+        captions: Option<PathBuf>,
+    },
     /// Held-out metrics of a run on a subject's test split.
     Eval {
         /// Run folder (holds checkpoint.safetensors).
@@ -190,6 +213,14 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             data_cmds::train(&be, &o)
         }
+        Command::FuseTargets {
+            layers,
+            out,
+            first,
+            last,
+            semantic,
+            captions,
+        } => data_cmds::fuse_targets(&layers, &out, first, last, semantic, captions.as_deref()),
         Command::Eval { run, data } => data_cmds::eval(&be, &run, &data),
         Command::Predict {
             run,

@@ -419,12 +419,10 @@ fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
-/// The bytes of a version 1.0 (2.0 if the header needs it) `<f4` C-order `.npy` file.
-pub fn encode_f32(shape: &[usize], data: &[f32]) -> Option<Vec<u8>> {
-    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-    if numel != data.len() {
-        return None;
-    }
+/// The header of a version 1.0 (2.0 if needed) `<f4` C-order `.npy` file of `shape`,
+/// padded as NumPy pads it so the data starts 64-aligned. Streaming writers put it
+/// first and append the rows.
+pub fn encode_f32_header(shape: &[usize]) -> Option<Vec<u8>> {
     let dims = match shape {
         [d] => format!("({d},)"),
         _ => {
@@ -433,7 +431,6 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Option<Vec<u8>> {
         }
     };
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
-    // NumPy pads the header with spaces and a newline so the data starts 64-aligned.
     let (version, pre) = if dict.len() + 11 <= u16::MAX as usize {
         (1u8, 10)
     } else {
@@ -444,15 +441,26 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Option<Vec<u8>> {
         dict.push(' ');
     }
     dict.push('\n');
-    let mut out = Vec::with_capacity(total + data.len() * 4);
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(b"\x93NUMPY");
     out.extend_from_slice(&[version, 0]);
     if version == 1 {
-        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        out.extend_from_slice(&u16::try_from(dict.len()).ok()?.to_le_bytes());
     } else {
-        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+        out.extend_from_slice(&u32::try_from(dict.len()).ok()?.to_le_bytes());
     }
     out.extend_from_slice(dict.as_bytes());
+    Some(out)
+}
+
+/// The bytes of a `<f4` C-order `.npy` file: [`encode_f32_header`], then the data.
+pub fn encode_f32(shape: &[usize], data: &[f32]) -> Option<Vec<u8>> {
+    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if numel != data.len() {
+        return None;
+    }
+    let mut out = encode_f32_header(shape)?;
+    out.reserve(data.len() * 4);
     for v in data {
         out.extend_from_slice(&v.to_le_bytes());
     }
