@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod io;
+pub mod projection;
 pub mod synthetic;
 pub mod targets;
 

@@ -337,6 +337,26 @@ pub fn fuse_vision_layers(
     block: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<FuseReport> {
+    fuse_vision_layers_projected(
+        layers_dir, first, last, semantic, out_dir, block, None, progress,
+    )
+}
+
+/// [`fuse_vision_layers`] on raw hidden states `[trials, tokens, d_in]`: every layer is
+/// first brought to the token space by `projection` (post_layernorm, visual_projection,
+/// division by the CLS token's norm; SPEC §5), then averaged. `None` takes the layers
+/// as already projected.
+#[allow(clippy::too_many_arguments)]
+pub fn fuse_vision_layers_projected(
+    layers_dir: &Path,
+    first: usize,
+    last: usize,
+    semantic: usize,
+    out_dir: &Path,
+    block: usize,
+    projection: Option<&crate::projection::ClipProjection>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<FuseReport> {
     if first > last {
         return Err(Error::format(
             layers_dir,
@@ -368,9 +388,24 @@ pub fn fuse_vision_layers(
         }
         layers.insert(k, (path, info));
     }
-    let shape = common_shape(&layers)?;
-    let (trials, row) = (shape[0], &shape[1..]);
-    let width: usize = row.iter().product();
+    let in_shape = common_shape(&layers)?;
+    let (trials, row) = (in_shape[0], &in_shape[1..]);
+    let mut shape = in_shape.clone();
+    if let Some(p) = projection {
+        if row[1] != p.d_in {
+            return Err(Error::format(
+                &layers[&first].0,
+                format!(
+                    "hidden states are {} wide but {} projects {}-wide states",
+                    row[1],
+                    p.path.display(),
+                    p.d_in
+                ),
+            ));
+        }
+        shape[2] = p.d_out;
+    }
+    let width: usize = shape[1..].iter().product();
     let count = (last - first + 1) as f64;
 
     make_dir(out_dir)?;
@@ -393,13 +428,17 @@ pub fn fuse_vision_layers(
             let rows = read_rows(path, start, n, Int16Scale::AsIs)?;
             check_rows(path, info, &rows.shape, n)?;
             check_finite(path, &rows.data, start, row)?;
+            let tokens = match projection {
+                Some(p) => p.apply(&rows.data, n, row[0])?,
+                None => rows.data,
+            };
             if (first..=last).contains(&k) {
-                for (a, &v) in acc.iter_mut().zip(&rows.data) {
+                for (a, &v) in acc.iter_mut().zip(&tokens) {
                     *a += v as f64;
                 }
             }
             if k == semantic {
-                semantic_out.write(&rows.data)?;
+                semantic_out.write(&tokens)?;
             }
         }
         let mean = &mut mean[..n * width];

@@ -391,26 +391,43 @@ fn bar(total: usize, what: &str) -> indicatif::ProgressBar {
     b
 }
 
+/// What `brain fuse-targets` reads.
+pub struct FuseInputs<'a> {
+    /// Folder of `clip_vision_layer{k}.npy`.
+    pub layers: &'a Path,
+    /// CLIP vision safetensors, when the layers are raw hidden states.
+    pub projection: Option<&'a Path>,
+    /// Caption embeddings to average.
+    pub captions: Option<&'a Path>,
+}
+
 /// `brain fuse-targets`.
 pub fn fuse_targets(
-    layers: &Path,
+    inputs: &FuseInputs<'_>,
     out: &Path,
     first: usize,
     last: usize,
     semantic: usize,
-    captions: Option<&Path>,
 ) -> Result<()> {
-    use crate::targets::{average_captions_with, block_for, fuse_vision_layers, layer_path};
+    use crate::targets::{
+        average_captions_with, block_for, fuse_vision_layers_projected, layer_path,
+    };
+    let (layers, captions) = (inputs.layers, inputs.captions);
+    let projection = inputs
+        .projection
+        .map(crate::projection::ClipProjection::load)
+        .transpose()?;
     let info = crate::io::npy::read_info(&layer_path(layers, first)?)?;
     let row: usize = info.shape.iter().skip(1).product();
     let pb = bar(info.shape.first().copied().unwrap_or(0), "fuse layers");
-    let r = fuse_vision_layers(
+    let r = fuse_vision_layers_projected(
         layers,
         first,
         last,
         semantic,
         out,
         block_for(row),
+        projection.as_ref(),
         &mut |done, total| {
             pb.set_length(total as u64);
             pb.set_position(done as u64);

@@ -124,6 +124,10 @@ pub enum Command {
         /// A caption-embedding file to average into OUT/clip_text.npy.
         #[arg(long)]
         captions: Option<PathBuf>,
+        /// The CLIP vision model's safetensors (post_layernorm, visual_projection): the
+        /// layer files are then raw hidden states [trials, 257, 1024], projected first.
+        #[arg(long)]
+        projection: Option<PathBuf>,
     },
     /// Held-out metrics of a run on a subject's test split.
     Eval {
@@ -220,7 +224,15 @@ pub fn run(cli: Cli) -> Result<()> {
             last,
             semantic,
             captions,
-        } => data_cmds::fuse_targets(&layers, &out, first, last, semantic, captions.as_deref()),
+            projection,
+        } => {
+            let inputs = data_cmds::FuseInputs {
+                layers: &layers,
+                projection: projection.as_deref(),
+                captions: captions.as_deref(),
+            };
+            data_cmds::fuse_targets(&inputs, &out, first, last, semantic)
+        }
         Command::Eval { run, data } => data_cmds::eval(&be, &run, &data),
         Command::Predict {
             run,
