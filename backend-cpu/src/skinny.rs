@@ -436,9 +436,10 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn nt_split_task(p: &Args, part: &mut [f32], symmetric: bool) {
         let (m, n, k) = (p.m, p.n, p.k);
+        // Symmetric: each row block from its first row's diagonal entry rightwards.
         let mut tiles = Vec::new();
         for i0 in (0..m).step_by(4) {
-            let js = if symmetric { i0 / 3 * 3 } else { 0 };
+            let js = if symmetric { i0 } else { 0 };
             for j0 in (js..n).step_by(3) {
                 tiles.push((i0, j0));
             }
