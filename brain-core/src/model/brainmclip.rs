@@ -45,8 +45,9 @@ pub struct BrainMclip<B: Backend> {
     /// Semantic pathway: its encoder, the shared backbone and head.
     image: Option<Trunk>,
     image_decoder_semantic: Option<Linear>,
-    /// Detail pathway: encoder and decoder (backbone and head are `image`'s).
-    detail: Option<(MlpUnit, Linear)>,
+    /// Detail pathway: its trunk (own encoder; `image`'s backbone and head, shared by
+    /// parameter id) and decoder.
+    detail: Option<(Trunk, Linear)>,
 }
 
 /// Activations of one pathway.
@@ -184,8 +185,13 @@ impl<B: Backend> BrainMclip<B> {
                     site,
                 )?;
                 dec_s = Some(Linear::new(be, &mut ps, "image.decoder_semantic", h, ns)?);
+                let trunk = Trunk {
+                    encoder: enc,
+                    blocks: t.blocks.clone(),
+                    head: t.head,
+                };
                 detail = Some((
-                    enc,
+                    trunk,
                     Linear::new(be, &mut ps, "image.decoder_detail", h, nd)?,
                 ));
             } else {
@@ -460,13 +466,8 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
         };
         trunk_forward(be, params, img, pathway(mode, 1), &a.slots[F_S], sem, n)?;
         match (&self.detail, a.detail.as_mut()) {
-            (Some((enc, _)), Some(det)) => {
-                let t = Trunk {
-                    encoder: *enc,
-                    blocks: img.blocks.clone(),
-                    head: img.head,
-                };
-                trunk_forward(be, params, &t, pathway(mode, 2), &a.slots[F_D], det, n)?;
+            (Some((t, _)), Some(det)) => {
+                trunk_forward(be, params, t, pathway(mode, 2), &a.slots[F_D], det, n)?;
                 be.add(&sem.out, &det.out, &mut a.e_i_hat)?;
                 be.scale(&mut a.e_i_hat, 0.5)
             }
@@ -659,20 +660,15 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
             n,
         )?;
         // Detail pathway.
-        let (Some((enc_d, dec_d)), Some(det)) = (&self.detail, a.detail.as_mut()) else {
+        let (Some((t, dec_d)), Some(det)) = (&self.detail, a.detail.as_mut()) else {
             return Ok(());
         };
         be.fill(&mut det.dout, 0.0)?;
         be.axpy(half, &a.de_i_hat, &mut det.dout)?;
         be.mse_backward(&a.slots[E_ID], &det.out, 1.0, None, Some(&mut det.dout))?;
         let mode_d = pathway(mode, 2);
-        let t = Trunk {
-            encoder: *enc_d,
-            blocks: img.blocks.clone(),
-            head: img.head,
-        };
         trunk_backward_to_code(
-            be, params, &mut grads, &t, mode_d, det, &mut a.s1, &mut a.s2, &mut a.dh, &mut a.dh2, n,
+            be, params, &mut grads, t, mode_d, det, &mut a.s1, &mut a.s2, &mut a.dh, &mut a.dh2, n,
         )?;
         if let Some(r) = &a.recon_dd {
             recon_backward(
@@ -704,7 +700,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 n,
             )?;
         }
-        enc_d.backward(
+        t.encoder.backward(
             be,
             params,
             &mut grads,
