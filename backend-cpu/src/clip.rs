@@ -40,6 +40,16 @@ fn fast(n: usize, d: usize) -> bool {
     }
 }
 
+/// The raw-pointer loops need every slice to hold at least `want` elements; the
+/// typed checks already ensure it, this keeps the kernels safe if called otherwise.
+fn need(op: &'static str, arg: &'static str, got: usize, want: usize) -> Result<()> {
+    if got >= want {
+        Ok(())
+    } else {
+        check::len(op, arg, got, want)
+    }
+}
+
 /// `Backend::clip_grams_forward` on the CPU.
 pub(crate) fn clip_grams_forward(
     be: &CpuBackend,
@@ -73,8 +83,7 @@ pub(crate) fn clip_grams_forward(
     let gt = g_tt.map(CpuBuffer::as_mut_slice);
     be.exec(2 * n * n * d, SEQ_MEM, |ex| {
         grams(ex, fast(n, d), p, t, n, d, ps, ts, gp, gt)
-    });
-    Ok(())
+    })
 }
 
 /// The forward pass, fast or portable.
@@ -89,7 +98,7 @@ fn grams(
     t_sq: &mut [f32],
     g_pt: &mut [f32],
     g_tt: Option<&mut [f32]>,
-) {
+) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if fast {
         return x86::grams(ex, p, t, n, d, p_sq, t_sq, g_pt, g_tt);
@@ -107,6 +116,7 @@ fn grams(
     if let Some(g) = g_tt {
         gemm(ex, n, n, d, 1.0, Mat::rows(t, d), tr, 0.0, g);
     }
+    Ok(())
 }
 
 /// `Backend::clip_inputs_backward` on the CPU.
@@ -143,8 +153,7 @@ pub(crate) fn clip_inputs_backward(
     let dt = dtargets.map(CpuBuffer::as_mut_slice);
     be.exec(4 * n * n * d, SEQ_MEM, |ex| {
         apply(ex, fast(n, d), &c, p, t, n, d, dp, dt)
-    });
-    Ok(())
+    })
 }
 
 /// The backward coefficients, unpacked: W = w_pt, Wᵀ, the diagonal of d_p, and W_tt
@@ -192,7 +201,7 @@ fn apply(
     d: usize,
     dp: Option<&mut [f32]>,
     dt: Option<&mut [f32]>,
-) {
+) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if fast {
         return x86::apply(ex, c, p, t, n, d, dp, dt);
@@ -219,12 +228,14 @@ fn apply(
             scale_rows(dt, &c.wtt, t);
         }
     }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Coefs;
+    use super::{need, Coefs};
     use crate::par::Exec;
+    use brain_core::Result;
     use core::arch::x86_64::*;
     use rayon::prelude::*;
 
@@ -494,16 +505,18 @@ mod x86 {
         d: usize,
         dp: Option<&mut [f32]>,
         dt: Option<&mut [f32]>,
-    ) {
-        assert!(p.len() >= n * d && t.len() >= n * d);
-        let dp = Ptr(dp.map_or(core::ptr::null_mut(), |s| {
-            assert!(s.len() >= n * d);
-            s.as_mut_ptr()
-        }));
-        let dt = Ptr(dt.map_or(core::ptr::null_mut(), |s| {
-            assert!(s.len() >= n * d);
-            s.as_mut_ptr()
-        }));
+    ) -> Result<()> {
+        const OP: &str = "clip_inputs_backward";
+        need(OP, "preds", p.len(), n * d)?;
+        need(OP, "targets", t.len(), n * d)?;
+        if let Some(s) = dp.as_deref() {
+            need(OP, "dpreds", s.len(), n * d)?;
+        }
+        if let Some(s) = dt.as_deref() {
+            need(OP, "dtargets", s.len(), n * d)?;
+        }
+        let dp = Ptr(dp.map_or(core::ptr::null_mut(), |s| s.as_mut_ptr()));
+        let dt = Ptr(dt.map_or(core::ptr::null_mut(), |s| s.as_mut_ptr()));
         let (pp, tp) = (Ptr(p.as_ptr()), Ptr(t.as_ptr()));
         let run = |c0: usize, c1: usize| {
             let (dp, dt, pp, tp) = (dp, dt, pp, tp);
@@ -520,6 +533,7 @@ mod x86 {
         } else {
             run(0, d);
         }
+        Ok(())
     }
 
     // ------------------------------------------------------------ forward
@@ -689,8 +703,10 @@ mod x86 {
         t_sq: &mut [f32],
         g_pt: &mut [f32],
         g_tt: Option<&mut [f32]>,
-    ) {
-        assert!(p.len() >= n * d && t.len() >= n * d);
+    ) -> Result<()> {
+        const OP: &str = "clip_grams_forward";
+        need(OP, "preds", p.len(), n * d)?;
+        need(OP, "targets", t.len(), n * d)?;
         let soft = g_tt.is_some();
         let na = if soft { 2 * n } else { n };
         let width = na * n + 2 * n;
@@ -736,6 +752,7 @@ mod x86 {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -815,7 +832,8 @@ mod tests {
                                 &mut gp,
                                 soft.then_some(&mut gt[..]),
                             )
-                        });
+                        })
+                        .unwrap();
                         (ps, ts, gp, gt)
                     };
                     let (f, s) = (run(true), run(false));
@@ -842,7 +860,8 @@ mod tests {
                                     want_p.then_some(&mut dp[..]),
                                     want_t.then_some(&mut dt[..]),
                                 )
-                            });
+                            })
+                            .unwrap();
                             (dp, dt)
                         };
                         let (f, s) = (run(true), run(false));

@@ -10,7 +10,9 @@
 //!   parallel sequential streams, plus software prefetch: rows `ldb` apart defeat the
 //!   hardware prefetchers), A broadcast;
 //! - NT, `C = A·Bᵀ` with B stored `n×k` (`y = x·Wᵀ`): 4×3 dot products over 8 lanes,
-//!   A and W rows both contiguous along k, k blocked so the A block stays in L2.
+//!   A and W rows both contiguous along k, k blocked so the A block stays in L2;
+//! - NT with few columns (a Gram matrix of a batch over long rows): k split across the
+//!   pool, each task's 4×3 tiles accumulating 8-lane partials over L1/L2-sized blocks.
 //!
 //! The column range of C is split across the pool. Accumulation order differs from the
 //! reference (8 lanes, FMA); the result is within the usual `k·u·|A||B|` bound.
@@ -152,25 +154,9 @@ fn split_k_nt(ex: Exec, p: &x86::Args, c: &mut [f32]) {
                 beta: 0.0,
                 ..*p
             };
-            if symmetric {
-                // Row blocks of 4 from their diagonal block rightwards: the upper
-                // triangle (and a little of the lower, overwritten below).
-                for i0 in (0..m).step_by(4) {
-                    let rows = x86::Args {
-                        m: (m - i0).min(4),
-                        // SAFETY: row i0 < m of A; C's row i0 of the m×n partial.
-                        a: unsafe { sub.a.add(i0 * p.lda) },
-                        c: x86::SyncPtr(unsafe { part.as_mut_ptr().add(i0 * n) }),
-                        ..sub
-                    };
-                    // SAFETY: as below, for rows [i0, i0 + 4) and columns [i0, n).
-                    unsafe { x86::nt(&rows, i0, n) }
-                }
-            } else {
-                // SAFETY: AVX2 and FMA are present (checked by try_gemm); `part` is a
-                // dense m×n buffer owned by this task.
-                unsafe { x86::nt(&sub, 0, n) }
-            }
+            // SAFETY: AVX2 and FMA are present (checked by try_gemm); `part` is a dense
+            // m×n buffer owned by this task; `sub` views columns [k0, k1) of A and B.
+            unsafe { x86::nt_split_task(&sub, part, symmetric) }
         });
     let (alpha, beta) = (p.alpha, p.beta);
     for i in 0..m {
@@ -375,6 +361,151 @@ mod x86 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
+    }
+
+    /// NT tile accumulating into 8-lane partials: acc (MR·NR vectors, loaded unless
+    /// `first`) += rows [0, MR) of `a` (stride lda) · rows [0, NR) of `b` (stride
+    /// ldb) over `len` floats, lane by lane (the last `len % 8` through a mask).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn nt_acc_tile<const MR: usize, const NR: usize>(
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        len: usize,
+        acc: *mut __m256,
+        first: bool,
+    ) {
+        let mut v = [[_mm256_setzero_ps(); NR]; MR];
+        if !first {
+            for (r, vr) in v.iter_mut().enumerate() {
+                for (c, x) in vr.iter_mut().enumerate() {
+                    *x = *acc.add(r * NR + c);
+                }
+            }
+        }
+        let l8 = len / 8 * 8;
+        let mut l = 0;
+        while l < l8 {
+            let mut wv = [_mm256_setzero_ps(); NR];
+            for (c, x) in wv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(b.add(c * ldb + l));
+            }
+            for (r, vr) in v.iter_mut().enumerate() {
+                let av = _mm256_loadu_ps(a.add(r * lda + l));
+                for c in 0..NR {
+                    vr[c] = _mm256_fmadd_ps(av, wv[c], vr[c]);
+                }
+            }
+            l += 8;
+        }
+        if l8 < len {
+            let mk = tail_mask(len - l8);
+            let mut wv = [_mm256_setzero_ps(); NR];
+            for (c, x) in wv.iter_mut().enumerate() {
+                *x = _mm256_maskload_ps(b.add(c * ldb + l8), mk);
+            }
+            for (r, vr) in v.iter_mut().enumerate() {
+                let av = _mm256_maskload_ps(a.add(r * lda + l8), mk);
+                for c in 0..NR {
+                    vr[c] = _mm256_fmadd_ps(av, wv[c], vr[c]);
+                }
+            }
+        }
+        for (r, vr) in v.iter().enumerate() {
+            for (c, &x) in vr.iter().enumerate() {
+                *acc.add(r * NR + c) = x;
+            }
+        }
+    }
+
+    /// Depth of one split-k NT block: 4 rows of it (8 KiB) stay in L1, all 32 rows of
+    /// a Gram operand (64 KiB) in L2.
+    const SPLIT_KC: usize = 512;
+
+    /// One split-k task of an NT product with m, n ≤ 64: `part` (dense m×n) = A·Bᵀ
+    /// over depth [0, p.k), in k blocks of `SPLIT_KC`. In a block, row blocks of 4
+    /// outer, column blocks of 3 inner: the 4 A rows stay in L1 while the B rows come
+    /// from L2 (columns outer, as [`nt`], reads both from L2: 7 loads per 12 FMAs, more
+    /// than L2 delivers). 8-lane partials live in `acc` across blocks and are reduced
+    /// once at the end. The next block is prefetched into L2 while the tiles run (32
+    /// rows far apart defeat the hardware prefetchers). `symmetric`: A = B, upper
+    /// triangle only.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn nt_split_task(p: &Args, part: &mut [f32], symmetric: bool) {
+        let (m, n, k) = (p.m, p.n, p.k);
+        // Symmetric: each row block from its first row's diagonal entry rightwards.
+        let mut tiles = Vec::new();
+        for i0 in (0..m).step_by(4) {
+            let js = if symmetric { i0 } else { 0 };
+            for j0 in (js..n).step_by(3) {
+                tiles.push((i0, j0));
+            }
+        }
+        let mut acc = vec![_mm256_setzero_ps(); tiles.len() * 12];
+        let accp = acc.as_mut_ptr();
+        // Prefetch targets: every line of the next block of A's rows (and B's, when
+        // not the same), a few per tile.
+        let rows = if symmetric { m } else { m + n };
+        let lines_per_row = SPLIT_KC / 16;
+        let pf_per_tile = (rows * lines_per_row).div_ceil(tiles.len());
+        let mut l0 = 0;
+        while l0 < k {
+            let len = (k - l0).min(SPLIT_KC);
+            let next = l0 + SPLIT_KC;
+            let (mut pf_r, mut pf_q) = (0, 0);
+            for (t, &(i0, j0)) in tiles.iter().enumerate() {
+                if next < k && pf_r < rows {
+                    for _ in 0..pf_per_tile {
+                        let row = if pf_r < m {
+                            p.a.add(pf_r * p.lda)
+                        } else {
+                            p.b.add((pf_r - m) * p.ldb)
+                        };
+                        let at = row.wrapping_add(next + 16 * pf_q) as *const i8;
+                        _mm_prefetch::<_MM_HINT_T1>(at);
+                        pf_q += 1;
+                        if pf_q == lines_per_row {
+                            pf_q = 0;
+                            pf_r += 1;
+                            if pf_r == rows {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let a = p.a.add(i0 * p.lda + l0);
+                let b = p.b.add(j0 * p.ldb + l0);
+                let (lda, ldb) = (p.lda, p.ldb);
+                let at = accp.add(12 * t);
+                let first = l0 == 0;
+                match ((m - i0).min(4), (n - j0).min(3)) {
+                    (4, 3) => nt_acc_tile::<4, 3>(a, lda, b, ldb, len, at, first),
+                    (4, 2) => nt_acc_tile::<4, 2>(a, lda, b, ldb, len, at, first),
+                    (4, 1) => nt_acc_tile::<4, 1>(a, lda, b, ldb, len, at, first),
+                    (3, 3) => nt_acc_tile::<3, 3>(a, lda, b, ldb, len, at, first),
+                    (3, 2) => nt_acc_tile::<3, 2>(a, lda, b, ldb, len, at, first),
+                    (3, 1) => nt_acc_tile::<3, 1>(a, lda, b, ldb, len, at, first),
+                    (2, 3) => nt_acc_tile::<2, 3>(a, lda, b, ldb, len, at, first),
+                    (2, 2) => nt_acc_tile::<2, 2>(a, lda, b, ldb, len, at, first),
+                    (2, 1) => nt_acc_tile::<2, 1>(a, lda, b, ldb, len, at, first),
+                    (1, 3) => nt_acc_tile::<1, 3>(a, lda, b, ldb, len, at, first),
+                    (1, 2) => nt_acc_tile::<1, 2>(a, lda, b, ldb, len, at, first),
+                    _ => nt_acc_tile::<1, 1>(a, lda, b, ldb, len, at, first),
+                }
+            }
+            l0 += len;
+        }
+        for (t, &(i0, j0)) in tiles.iter().enumerate() {
+            let (mr, nr) = ((m - i0).min(4), (n - j0).min(3));
+            for r in 0..mr {
+                for c in 0..nr {
+                    part[(i0 + r) * n + j0 + c] = hsum(acc[12 * t + r * nr + c]);
+                }
+            }
+        }
     }
 
     /// NT block: rows [i0, i0+MR) × columns [j, j+NR) of C, depth [l0, l1).

@@ -271,6 +271,8 @@ fn gram_split_k_against_reference() {
             (61, 61, 5000, true),
             (20, 32, 8192, false),
             (64, 5, 4100, false),
+            (64, 64, 4500, false),
+            (33, 33, 20003, true),
         ] {
             for &(alpha, beta) in &[(1.0, 0.0), (0.5, -1.5)] {
                 let g = Gemm::new(m, n, k).trans(false, true).scale(alpha, beta);
@@ -316,6 +318,43 @@ fn gram_split_k_against_reference() {
                                 "{what}: not symmetric at ({i},{j})"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Few-row NN products `C = alpha·A·B + beta·C` (the shape of a Gram product's
+/// backward `dX += dK·X`), with C starting at several misalignments against a cache
+/// line (second matrix of a padded batch), partial panels and k blocks. Small integer entries make every sum exact in any order, so
+/// the result must equal the oracle exactly.
+#[test]
+fn few_row_nn_exact_against_reference() {
+    let mut rng = Rng::new(11);
+    let o = Oracle::new();
+    let int = |v: Vec<f64>| v.into_iter().map(f64::round).collect::<Vec<_>>();
+    for be in backends() {
+        for &(m, n, k) in &[(32, 3001, 32), (6, 200, 70), (1, 40, 33), (64, 517, 65)] {
+            for pad in [0, 1, 5, 13] {
+                for &(alpha, beta) in &[(1.0, 1.0), (0.5, -1.5), (1.0, 0.0)] {
+                    let (sa, sb, sc) = (m * k, k * n, m * n + pad);
+                    let g = Gemm::new(m, n, k).scale(alpha, beta).batched(2, sa, sb, sc);
+                    let a = int(rng.vec(2 * sa, -2.4, 2.4));
+                    let b = int(rng.vec(2 * sb, -2.4, 2.4));
+                    let c0 = int(rng.vec(sc + m * n, -9.0, 9.0));
+                    let mut want = c0.clone();
+                    o.gemm(&g, &a, &b, &mut want).unwrap();
+                    let mut cc = up(&be, &c0);
+                    be.gemm(&g, &up(&be, &a), &up(&be, &b), &mut cc).unwrap();
+                    let got = down(&be, &cc);
+                    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                        panic!(
+                            "nn m{m} n{n} k{k} pad{pad} a{alpha} b{beta} ({}): [{i}] = {} but exactly {}",
+                            be.name(),
+                            got[i],
+                            want[i]
+                        );
                     }
                 }
             }

@@ -4,9 +4,10 @@
 
 use backend_cpu::CpuBackend;
 use brain::checkpoint::{save, write_atomic, Checkpoint};
+use brain::cli::output_shape;
 use brain::synthetic::{generate, SyntheticConfig};
 use brain::Error;
-use brain_core::model::{BrainMclip, BrainMclipConfig, Havir, HavirConfig, Model, ModelConfig};
+use brain_core::model::{BrainMclip, BrainMclipConfig, Havir, HavirConfig, Model};
 use brain_core::train::{predict, Dataset, TrainState};
 use brain_core::Backend;
 use safetensors::tensor::{Dtype, TensorView};
@@ -49,19 +50,6 @@ fn write_io<M: Model<CpuBackend>>(be: &CpuBackend, model: &M, data: &Dataset, pa
         })
         .collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-}
-
-/// PyTorch's shape of each output: tokens `[n, T, D]`, latents `[n, C, L, L]`.
-fn output_shape(cfg: &ModelConfig, name: &str, n: usize) -> Vec<usize> {
-    match (cfg, name) {
-        (ModelConfig::BrainMclip(c), "e_t_hat") => vec![n, c.text_tokens, c.embed_dim],
-        (ModelConfig::BrainMclip(c), _) => vec![n, c.image_tokens, c.embed_dim],
-        (ModelConfig::Havir(c), "z_prime") => {
-            vec![n, c.latent_channels, c.latent_size, c.latent_size]
-        }
-        (ModelConfig::Havir(c), "e_img") => vec![n, c.image_tokens, c.embed_dim],
-        (ModelConfig::Havir(c), _) => vec![n, c.text_tokens, c.embed_dim],
-    }
 }
 
 fn bytes(v: &[f32]) -> Vec<u8> {

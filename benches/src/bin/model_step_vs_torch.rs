@@ -13,7 +13,9 @@
 //! Rust model is dropped before PyTorch starts.
 
 use backend_cpu::CpuBackend;
-use brain_core::model::{param_summary, BrainMclip, BrainMclipConfig, Havir, HavirConfig, Model};
+use brain_core::model::{
+    param_summary, Align, BrainMclip, BrainMclipConfig, Havir, HavirConfig, Model,
+};
 use brain_core::nn::Mode;
 use brain_core::train::AdamWState;
 use brain_core::{AdamW, Backend, Result};
@@ -123,12 +125,14 @@ fn main() -> Result<()> {
             batch,
             repeats,
         )?,
-        _ => time_steps(
-            &be,
-            BrainMclip::new(&be, BrainMclipConfig::paper(), 0)?,
-            batch,
-            repeats,
-        )?,
+        _ => {
+            // The PyTorch script times L_MG alignment ("align": "mg"); match it.
+            let cfg = BrainMclipConfig {
+                align: Align::Mg,
+                ..BrainMclipConfig::paper()
+            };
+            time_steps(&be, BrainMclip::new(&be, cfg, 0)?, batch, repeats)?
+        }
     };
     let rust_ms = median(rust) * 1e3;
     println!(

@@ -8,8 +8,7 @@ use super::{LossTerms, Model, Slot};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::{
-    GradsMut, Head, HeadActs, Linear, MlpUnit, Mode, ParamStore, ResidualActs, ResidualBlock,
-    UnitActs,
+    GradsMut, Head, HeadActs, Linear, MlpStack, MlpUnit, Mode, ParamStore, ResidualBlock, StackActs,
 };
 use crate::ops::Activation;
 use alloc::format;
@@ -31,8 +30,8 @@ const E_ID: usize = 4;
 
 /// Encoder → residual backbone → token head: one pathway's trunk.
 struct Trunk {
-    encoder: MlpUnit,
-    blocks: Vec<ResidualBlock>,
+    /// Encoder (`*.encoder*`) and backbone (`*.backbone.{i}`).
+    stack: MlpStack,
     head: Head,
 }
 
@@ -45,14 +44,14 @@ pub struct BrainMclip<B: Backend> {
     /// Semantic pathway: its encoder, the shared backbone and head.
     image: Option<Trunk>,
     image_decoder_semantic: Option<Linear>,
-    /// Detail pathway: encoder and decoder (backbone and head are `image`'s).
-    detail: Option<(MlpUnit, Linear)>,
+    /// Detail pathway: its trunk (own encoder; `image`'s backbone and head, shared by
+    /// parameter id) and decoder.
+    detail: Option<(Trunk, Linear)>,
 }
 
 /// Activations of one pathway.
 struct PathActs<B: Backend> {
-    enc: UnitActs<B>,
-    blocks: Vec<ResidualActs<B>>,
+    stack: StackActs<B>,
     head: HeadActs<B>,
     /// `[batch, T·D]` prediction.
     out: B::Buffer,
@@ -137,8 +136,10 @@ fn trunk<B: Backend>(
         cfg.head_rank,
     )?;
     Ok(Trunk {
-        encoder,
-        blocks,
+        stack: MlpStack {
+            embed: encoder,
+            blocks,
+        },
         head,
     })
 }
@@ -184,8 +185,15 @@ impl<B: Backend> BrainMclip<B> {
                     site,
                 )?;
                 dec_s = Some(Linear::new(be, &mut ps, "image.decoder_semantic", h, ns)?);
+                let trunk = Trunk {
+                    stack: MlpStack {
+                        embed: enc,
+                        blocks: t.stack.blocks.clone(),
+                    },
+                    head: t.head,
+                };
                 detail = Some((
-                    enc,
+                    trunk,
                     Linear::new(be, &mut ps, "image.decoder_detail", h, nd)?,
                 ));
             } else {
@@ -214,15 +222,10 @@ impl<B: Backend> BrainMclip<B> {
     }
 }
 
-fn path_acts<B: Backend>(be: &B, t: &Trunk, batch: usize, h: usize) -> Result<PathActs<B>> {
+fn path_acts<B: Backend>(be: &B, t: &Trunk, batch: usize) -> Result<PathActs<B>> {
     let w = t.head.out_width();
     Ok(PathActs {
-        enc: UnitActs::new(be, batch, h)?,
-        blocks: t
-            .blocks
-            .iter()
-            .map(|_| ResidualActs::new(be, batch, h))
-            .collect::<Result<Vec<_>>>()?,
+        stack: StackActs::new(be, &t.stack, batch)?,
         head: HeadActs::new(be, &t.head, batch)?,
         out: be.alloc(batch * w)?,
         dout: be.alloc(batch * w)?,
@@ -247,15 +250,9 @@ fn trunk_forward<B: Backend>(
     a: &mut PathActs<B>,
     batch: usize,
 ) -> Result<()> {
-    t.encoder.forward(be, params, mode, x, &mut a.enc, batch)?;
-    for i in 0..t.blocks.len() {
-        let (done, rest) = a.blocks.split_at_mut(i);
-        let input = if i == 0 { &a.enc.out } else { &done[i - 1].out };
-        t.blocks[i].forward(be, params, mode, input, &mut rest[0], batch)?;
-    }
-    let last = a.blocks.last().map(|b| &b.out).unwrap_or(&a.enc.out);
+    t.stack.forward(be, params, mode, x, &mut a.stack, batch)?;
     t.head
-        .forward(be, params, last, &mut a.head, &mut a.out, batch)
+        .forward(be, params, a.stack.out(), &mut a.head, &mut a.out, batch)
 }
 
 /// Head and backbone backward from `a.dout`: the gradient at the encoder output ends
@@ -273,31 +270,18 @@ fn trunk_backward_to_code<B: Backend>(
     dh2: &mut B::Buffer,
     batch: usize,
 ) -> Result<()> {
-    let last = a.blocks.last().map(|b| &b.out).unwrap_or(&a.enc.out);
-    t.head
-        .backward(be, params, grads, last, &mut a.head, &a.dout, dh, batch)?;
-    for i in (0..t.blocks.len()).rev() {
-        let input = if i == 0 {
-            &a.enc.out
-        } else {
-            &a.blocks[i - 1].out
-        };
-        t.blocks[i].backward(
-            be,
-            params,
-            grads,
-            mode,
-            input,
-            &a.blocks[i],
-            dh,
-            s1,
-            s2,
-            dh2,
-            batch,
-        )?;
-        core::mem::swap(dh, dh2);
-    }
-    Ok(())
+    t.head.backward(
+        be,
+        params,
+        grads,
+        a.stack.out(),
+        &mut a.head,
+        &a.dout,
+        dh,
+        batch,
+    )?;
+    t.stack
+        .backward_blocks(be, params, grads, mode, &a.stack, dh, dh2, s1, s2, batch)
 }
 
 /// Pathway `i` of the image branch gets its own dropout stream.
@@ -395,7 +379,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 alloc_slot(E_IS)?,
                 alloc_slot(E_ID)?,
             ],
-            text: path_acts(be, &self.text, batch, h)?,
+            text: path_acts(be, &self.text, batch)?,
             text_recon: recon(be, batch, ns)?,
             text_align: Alignment::new(
                 be,
@@ -406,11 +390,11 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 c.temperature,
             )?,
             semantic: match &self.image {
-                Some(t) => Some(path_acts(be, t, batch, h)?),
+                Some(t) => Some(path_acts(be, t, batch)?),
                 None => None,
             },
             detail: match (&self.image, both) {
-                (Some(t), true) => Some(path_acts(be, t, batch, h)?),
+                (Some(t), true) => Some(path_acts(be, t, batch)?),
                 _ => None,
             },
             recon_ss: opt_recon(has_image, ns)?,
@@ -460,13 +444,8 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
         };
         trunk_forward(be, params, img, pathway(mode, 1), &a.slots[F_S], sem, n)?;
         match (&self.detail, a.detail.as_mut()) {
-            (Some((enc, _)), Some(det)) => {
-                let t = Trunk {
-                    encoder: *enc,
-                    blocks: img.blocks.clone(),
-                    head: img.head,
-                };
-                trunk_forward(be, params, &t, pathway(mode, 2), &a.slots[F_D], det, n)?;
+            (Some((t, _)), Some(det)) => {
+                trunk_forward(be, params, t, pathway(mode, 2), &a.slots[F_D], det, n)?;
                 be.add(&sem.out, &det.out, &mut a.e_i_hat)?;
                 be.scale(&mut a.e_i_hat, 0.5)
             }
@@ -482,7 +461,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
         a.text_align.forward(be, &a.slots[E_T], &a.text.out)?;
         let r = &mut a.text_recon;
         self.text_decoder
-            .forward(be, params, &a.text.enc.out, &mut r.out, n)?;
+            .forward(be, params, &a.text.stack.embed.out, &mut r.out, n)?;
         be.mse_forward(&a.slots[F_S], &r.out, &mut r.loss)?;
         // Image branch.
         if let (Some(sem), Some(align)) = (&a.semantic, a.image_align.as_mut()) {
@@ -494,7 +473,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 .as_ref()
                 .ok_or_else(no_image_decoder)?;
             if let Some(r) = a.recon_ss.as_mut() {
-                dec_s.forward(be, params, &sem.enc.out, &mut r.out, n)?;
+                dec_s.forward(be, params, &sem.stack.embed.out, &mut r.out, n)?;
                 be.mse_forward(&a.slots[F_S], &r.out, &mut r.loss)?;
             }
             if let Some(l) = a.mse_is.as_mut() {
@@ -502,15 +481,15 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
             }
             if let (Some((_, dec_d)), Some(det)) = (&self.detail, &a.detail) {
                 if let Some(r) = a.recon_dd.as_mut() {
-                    dec_d.forward(be, params, &det.enc.out, &mut r.out, n)?;
+                    dec_d.forward(be, params, &det.stack.embed.out, &mut r.out, n)?;
                     be.mse_forward(&a.slots[F_D], &r.out, &mut r.loss)?;
                 }
                 if let Some(r) = a.recon_ds.as_mut() {
-                    dec_d.forward(be, params, &sem.enc.out, &mut r.out, n)?;
+                    dec_d.forward(be, params, &sem.stack.embed.out, &mut r.out, n)?;
                     be.mse_forward(&a.slots[F_D], &r.out, &mut r.loss)?;
                 }
                 if let Some(r) = a.recon_sd.as_mut() {
-                    dec_s.forward(be, params, &det.enc.out, &mut r.out, n)?;
+                    dec_s.forward(be, params, &det.stack.embed.out, &mut r.out, n)?;
                     be.mse_forward(&a.slots[F_S], &r.out, &mut r.loss)?;
                 }
                 if let Some(l) = a.mse_id.as_mut() {
@@ -570,7 +549,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
             params,
             &mut grads,
             &self.text_decoder,
-            &a.text.enc.out,
+            &a.text.stack.embed.out,
             &a.slots[F_S],
             &a.text_recon,
             &mut a.dvox_s,
@@ -578,13 +557,13 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
             &mut a.dh,
             n,
         )?;
-        self.text.encoder.backward(
+        self.text.stack.embed.backward(
             be,
             params,
             &mut grads,
             mode,
             &a.slots[F_S],
-            &a.text.enc,
+            &a.text.stack.embed,
             &a.dh,
             &mut a.s1,
             &mut a.s2,
@@ -619,7 +598,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 params,
                 &mut grads,
                 dec_s,
-                &sem.enc.out,
+                &sem.stack.embed.out,
                 &a.slots[F_S],
                 r,
                 &mut a.dvox_s,
@@ -635,7 +614,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                     params,
                     &mut grads,
                     dec_d,
-                    &sem.enc.out,
+                    &sem.stack.embed.out,
                     &a.slots[F_D],
                     r,
                     &mut a.dvox_d,
@@ -645,13 +624,13 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 )?;
             }
         }
-        img.encoder.backward(
+        img.stack.embed.backward(
             be,
             params,
             &mut grads,
             mode_s,
             &a.slots[F_S],
-            &sem.enc,
+            &sem.stack.embed,
             &a.dh,
             &mut a.s1,
             &mut a.s2,
@@ -659,20 +638,15 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
             n,
         )?;
         // Detail pathway.
-        let (Some((enc_d, dec_d)), Some(det)) = (&self.detail, a.detail.as_mut()) else {
+        let (Some((t, dec_d)), Some(det)) = (&self.detail, a.detail.as_mut()) else {
             return Ok(());
         };
         be.fill(&mut det.dout, 0.0)?;
         be.axpy(half, &a.de_i_hat, &mut det.dout)?;
         be.mse_backward(&a.slots[E_ID], &det.out, 1.0, None, Some(&mut det.dout))?;
         let mode_d = pathway(mode, 2);
-        let t = Trunk {
-            encoder: *enc_d,
-            blocks: img.blocks.clone(),
-            head: img.head,
-        };
         trunk_backward_to_code(
-            be, params, &mut grads, &t, mode_d, det, &mut a.s1, &mut a.s2, &mut a.dh, &mut a.dh2, n,
+            be, params, &mut grads, t, mode_d, det, &mut a.s1, &mut a.s2, &mut a.dh, &mut a.dh2, n,
         )?;
         if let Some(r) = &a.recon_dd {
             recon_backward(
@@ -680,7 +654,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 params,
                 &mut grads,
                 dec_d,
-                &det.enc.out,
+                &det.stack.embed.out,
                 &a.slots[F_D],
                 r,
                 &mut a.dvox_d,
@@ -695,7 +669,7 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 params,
                 &mut grads,
                 dec_s,
-                &det.enc.out,
+                &det.stack.embed.out,
                 &a.slots[F_S],
                 r,
                 &mut a.dvox_s,
@@ -704,13 +678,13 @@ impl<B: Backend> Model<B> for BrainMclip<B> {
                 n,
             )?;
         }
-        enc_d.backward(
+        t.stack.embed.backward(
             be,
             params,
             &mut grads,
             mode_d,
             &a.slots[F_D],
-            &det.enc,
+            &det.stack.embed,
             &a.dh,
             &mut a.s1,
             &mut a.s2,

@@ -9,8 +9,8 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::loss::contrastive::ClipLoss;
 use crate::nn::{
-    ChannelMix, ChannelMixScratch, GradsMut, GroupNorm, Linear, MlpUnit, Mode, NormStats,
-    ParamStore, ResidualActs, ResidualBlock, UnitActs,
+    ChannelMix, ChannelMixScratch, GroupNorm, Linear, MlpStack, MlpUnit, Mode, NormStats,
+    ParamStore, ResidualBlock, StackActs,
 };
 use crate::ops::{
     Activation, ContrastiveLoss, ImageShape, SobelLossForm, UpsampleMode, UpsampleShape,
@@ -24,133 +24,38 @@ const Z: usize = 2;
 const E_IMG: usize = 3;
 const E_CAP: usize = 4;
 
-/// Embedding unit and residual blocks.
-struct Stack {
-    embed: MlpUnit,
-    blocks: Vec<ResidualBlock>,
-}
-
-struct StackActs<B: Backend> {
-    embed: UnitActs<B>,
-    blocks: Vec<ResidualActs<B>>,
-}
-
-impl<B: Backend> StackActs<B> {
-    fn out(&self) -> &B::Buffer {
-        self.blocks
-            .last()
-            .map(|b| &b.out)
-            .unwrap_or(&self.embed.out)
-    }
-}
-
-impl Stack {
-    fn new<B: Backend>(
-        be: &B,
-        ps: &mut ParamStore<B>,
-        prefix: &str,
-        n_in: usize,
-        cfg: &HavirConfig,
-        blocks: usize,
-        act: Activation,
-        site: &mut u64,
-    ) -> Result<Self> {
-        let (h, p) = (cfg.hidden, cfg.dropout);
-        *site += 1;
-        let embed = MlpUnit::new(be, ps, &format!("{prefix}.embed"), n_in, h, act, p, *site)?;
-        let blocks = (0..blocks)
-            .map(|i| {
-                *site += 1;
-                ResidualBlock::new(be, ps, &format!("{prefix}.blocks.{i}"), h, act, p, *site)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Stack { embed, blocks })
-    }
-
-    fn acts<B: Backend>(&self, be: &B, n: usize, h: usize) -> Result<StackActs<B>> {
-        Ok(StackActs {
-            embed: UnitActs::new(be, n, h)?,
-            blocks: self
-                .blocks
-                .iter()
-                .map(|_| ResidualActs::new(be, n, h))
-                .collect::<Result<Vec<_>>>()?,
+/// `{prefix}.embed` and `{prefix}.blocks.{i}` (site numbers continue from `site`).
+fn stack<B: Backend>(
+    be: &B,
+    ps: &mut ParamStore<B>,
+    prefix: &str,
+    n_in: usize,
+    cfg: &HavirConfig,
+    blocks: usize,
+    act: Activation,
+    site: &mut u64,
+) -> Result<MlpStack> {
+    let (h, p) = (cfg.hidden, cfg.dropout);
+    *site += 1;
+    let embed = MlpUnit::new(be, ps, &format!("{prefix}.embed"), n_in, h, act, p, *site)?;
+    let blocks = (0..blocks)
+        .map(|i| {
+            *site += 1;
+            ResidualBlock::new(be, ps, &format!("{prefix}.blocks.{i}"), h, act, p, *site)
         })
-    }
-
-    fn forward<B: Backend>(
-        &self,
-        be: &B,
-        params: &[B::Buffer],
-        mode: Mode,
-        x: &B::Buffer,
-        a: &mut StackActs<B>,
-        n: usize,
-    ) -> Result<()> {
-        self.embed.forward(be, params, mode, x, &mut a.embed, n)?;
-        for i in 0..self.blocks.len() {
-            let (done, rest) = a.blocks.split_at_mut(i);
-            let input = if i == 0 {
-                &a.embed.out
-            } else {
-                &done[i - 1].out
-            };
-            self.blocks[i].forward(be, params, mode, input, &mut rest[0], n)?;
-        }
-        Ok(())
-    }
-
-    /// Backward from `d` (the gradient at the stack output; clobbered) to the
-    /// parameters; the input gets no gradient.
-    fn backward<B: Backend>(
-        &self,
-        be: &B,
-        params: &[B::Buffer],
-        grads: &mut GradsMut<'_, B>,
-        mode: Mode,
-        x: &B::Buffer,
-        a: &StackActs<B>,
-        d: &mut B::Buffer,
-        d2: &mut B::Buffer,
-        s1: &mut B::Buffer,
-        s2: &mut B::Buffer,
-        n: usize,
-    ) -> Result<()> {
-        for i in (0..self.blocks.len()).rev() {
-            let input = if i == 0 {
-                &a.embed.out
-            } else {
-                &a.blocks[i - 1].out
-            };
-            self.blocks[i].backward(
-                be,
-                params,
-                grads,
-                mode,
-                input,
-                &a.blocks[i],
-                d,
-                s1,
-                s2,
-                d2,
-                n,
-            )?;
-            core::mem::swap(d, d2);
-        }
-        self.embed
-            .backward(be, params, grads, mode, x, &a.embed, d, s1, s2, None, n)
-    }
+        .collect::<Result<Vec<_>>>()?;
+    Ok(MlpStack { embed, blocks })
 }
 
 /// HAVIR on backend `B`.
 pub struct Havir<B: Backend> {
     cfg: HavirConfig,
     params: ParamStore<B>,
-    structural: Stack,
+    structural: MlpStack,
     to_maps: Linear,
     norm: GroupNorm,
     mix: ChannelMix,
-    semantic: Stack,
+    semantic: MlpStack,
     image_head: Linear,
     text_head: Linear,
 }
@@ -196,7 +101,7 @@ impl<B: Backend> Havir<B> {
         let mut ps = ParamStore::new(seed);
         let h = cfg.hidden;
         let mut site = 0;
-        let structural = Stack::new(
+        let structural = stack(
             be,
             &mut ps,
             "structural",
@@ -218,7 +123,7 @@ impl<B: Backend> Havir<B> {
             cfg.latent_channels,
             l2,
         )?;
-        let semantic = Stack::new(
+        let semantic = stack(
             be,
             &mut ps,
             "semantic",
@@ -342,7 +247,7 @@ impl<B: Backend> Model<B> for Havir<B> {
                 be.alloc(n * slots[3].width)?,
                 be.alloc(n * slots[4].width)?,
             ],
-            st: self.structural.acts(be, n, h)?,
+            st: StackActs::new(be, &self.structural, n)?,
             maps: be.alloc(maps)?,
             normed: be.alloc(maps)?,
             stats: NormStats::new(be, n * c.groups)?,
@@ -355,7 +260,7 @@ impl<B: Backend> Model<B> for Havir<B> {
             mix_scratch: ChannelMixScratch::new(be, &self.mix, n)?,
             mse_z: be.alloc(1)?,
             sobel: be.alloc(1)?,
-            se: self.semantic.acts(be, n, h)?,
+            se: StackActs::new(be, &self.semantic, n)?,
             e_img: be.alloc(n * wi)?,
             e_cap: be.alloc(n * wc)?,
             de_img: be.alloc(n * wi)?,

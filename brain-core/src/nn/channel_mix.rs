@@ -91,7 +91,7 @@ impl ChannelMix {
             .trans(false, true)
             .batched(batch, co * hw, ci * hw, co * ci);
         be.gemm(&gw, dy, x, &mut scratch.per_sample)?;
-        let (dw, db) = grads.two(self.linear.weight, self.linear.bias);
+        let (dw, db) = grads.two(self.linear.weight, self.linear.bias)?;
         let sum = Gemm::new(1, co * ci, batch).scale(1.0, 1.0);
         be.gemm(&sum, &scratch.ones, &scratch.per_sample, dw)?;
         be.bias_backward(dy, db, batch, co, hw)

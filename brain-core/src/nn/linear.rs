@@ -98,7 +98,7 @@ impl Linear {
         dx: Option<&mut B::Buffer>,
         rows: usize,
     ) -> Result<()> {
-        let (dw, db) = grads.two(self.weight, self.bias);
+        let (dw, db) = grads.two(self.weight, self.bias)?;
         be.linear_backward(
             dy,
             x,

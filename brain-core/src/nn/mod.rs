@@ -9,6 +9,7 @@ mod linear;
 mod mlp;
 mod norm;
 mod params;
+mod stack;
 
 pub use channel_mix::{ChannelMix, ChannelMixScratch};
 pub use head::{Head, HeadActs};
@@ -16,6 +17,7 @@ pub use linear::Linear;
 pub use mlp::{MlpUnit, ResidualActs, ResidualBlock, UnitActs};
 pub use norm::{GroupNorm, LayerNorm, NormStats};
 pub use params::{GradsMut, Init, ParamId, ParamInfo, ParamStore};
+pub use stack::{MlpStack, StackActs};
 
 /// Training (dropout on, masks from Philox) or evaluation (dropout off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

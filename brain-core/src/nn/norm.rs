@@ -93,7 +93,7 @@ impl LayerNorm {
         dx: &mut B::Buffer,
         rows: usize,
     ) -> Result<()> {
-        let (dg, db) = grads.two(self.weight, self.bias);
+        let (dg, db) = grads.two(self.weight, self.bias)?;
         be.layernorm_backward(
             dy,
             x,
@@ -193,7 +193,7 @@ impl GroupNorm {
         dx: &mut B::Buffer,
         batch: usize,
     ) -> Result<()> {
-        let (dg, db) = grads.two(self.weight, self.bias);
+        let (dg, db) = grads.two(self.weight, self.bias)?;
         be.groupnorm_backward(
             dy,
             x,

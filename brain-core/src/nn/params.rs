@@ -212,20 +212,24 @@ impl<B: Backend> ParamStore<B> {
 pub struct GradsMut<'a, B: Backend>(&'a mut [B::Buffer]);
 
 impl<B: Backend> GradsMut<'_, B> {
-    /// The gradient of `id`.
-    pub fn one(&mut self, id: ParamId) -> &mut B::Buffer {
-        &mut self.0[id.0]
-    }
-
-    /// The gradients of two distinct tensors.
-    pub fn two(&mut self, a: ParamId, b: ParamId) -> (&mut B::Buffer, &mut B::Buffer) {
-        assert_ne!(a, b, "two gradients of one tensor");
-        if a.0 < b.0 {
+    /// The gradients of two distinct tensors (an error if `a == b`).
+    pub fn two(&mut self, a: ParamId, b: ParamId) -> Result<(&mut B::Buffer, &mut B::Buffer)> {
+        let len = self.0.len();
+        if a == b || a.0 >= len || b.0 >= len {
+            return Err(check::invalid(
+                "GradsMut::two",
+                format!(
+                    "need two distinct tensors of {len}, got {} and {}",
+                    a.0, b.0
+                ),
+            ));
+        }
+        Ok(if a.0 < b.0 {
             let (lo, hi) = self.0.split_at_mut(b.0);
             (&mut lo[a.0], &mut hi[0])
         } else {
             let (lo, hi) = self.0.split_at_mut(a.0);
             (&mut hi[0], &mut lo[b.0])
-        }
+        })
     }
 }

@@ -249,8 +249,8 @@ fn print_metrics(m: &[Metric]) {
 
 /// A trained model of either kind, restored from a run folder.
 enum Loaded<B: Backend> {
-    BrainMclip(BrainMclip<B>),
-    Havir(Havir<B>),
+    BrainMclip(Box<BrainMclip<B>>),
+    Havir(Box<Havir<B>>),
 }
 
 fn load_run<B: Backend>(be: &B, run: &Path) -> Result<Loaded<B>> {
@@ -260,12 +260,12 @@ fn load_run<B: Backend>(be: &B, run: &Path) -> Result<Loaded<B>> {
         ModelConfig::BrainMclip(c) => {
             let mut m = BrainMclip::new(be, c, 0)?;
             ck.load_params(be, &mut m)?;
-            Loaded::BrainMclip(m)
+            Loaded::BrainMclip(Box::new(m))
         }
         ModelConfig::Havir(c) => {
             let mut m = Havir::new(be, c, 0)?;
             ck.load_params(be, &mut m)?;
-            Loaded::Havir(m)
+            Loaded::Havir(Box::new(m))
         }
     })
 }
@@ -274,8 +274,8 @@ fn load_run<B: Backend>(be: &B, run: &Path) -> Result<Loaded<B>> {
 pub fn eval<B: Backend>(be: &B, run: &Path, data: &Path) -> Result<()> {
     let subject = load_subject(data, &LoadOptions::default())?;
     let metrics = match load_run(be, run)? {
-        Loaded::BrainMclip(m) => held_out_metrics(be, &m, &subject.test, 32)?,
-        Loaded::Havir(m) => held_out_metrics(be, &m, &subject.test, 32)?,
+        Loaded::BrainMclip(m) => held_out_metrics(be, m.as_ref(), &subject.test, 32)?,
+        Loaded::Havir(m) => held_out_metrics(be, m.as_ref(), &subject.test, 32)?,
     };
     print_metrics(&metrics);
     let path = run.join("eval.json");
@@ -284,7 +284,9 @@ pub fn eval<B: Backend>(be: &B, run: &Path, data: &Path) -> Result<()> {
     write_atomic(&path, text.as_bytes())
 }
 
-fn output_shape(cfg: &ModelConfig, name: &str, n: usize) -> Vec<usize> {
+/// PyTorch's shape of output `name` for `n` samples: tokens `[n, T, D]`, latents
+/// `[n, C, L, L]`.
+pub fn output_shape(cfg: &ModelConfig, name: &str, n: usize) -> Vec<usize> {
     match (cfg, name) {
         (ModelConfig::BrainMclip(c), "e_t_hat") => vec![n, c.text_tokens, c.embed_dim],
         (ModelConfig::BrainMclip(c), _) => vec![n, c.image_tokens, c.embed_dim],
@@ -329,8 +331,8 @@ pub fn predict_cmd<B: Backend>(
     };
     println!("predictions for {} {split} trials:", d.len());
     match load_run(be, run)? {
-        Loaded::BrainMclip(m) => write_predictions(be, &m, d, out),
-        Loaded::Havir(m) => write_predictions(be, &m, d, out),
+        Loaded::BrainMclip(m) => write_predictions(be, m.as_ref(), d, out),
+        Loaded::Havir(m) => write_predictions(be, m.as_ref(), d, out),
     }
 }
 

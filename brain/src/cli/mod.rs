@@ -9,7 +9,7 @@ mod progress;
 mod run;
 mod slices;
 
-pub use data_cmds::{ModelKind, Preset, TrainOptions};
+pub use data_cmds::{output_shape, ModelKind, Preset, TrainOptions};
 pub use demo::{small_train_config, DemoOptions};
 pub use evaluate::{held_out_metrics, Metric};
 pub use plot::training_curves;
