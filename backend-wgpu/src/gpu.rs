@@ -1,7 +1,7 @@
 //! The device and the machinery every kernel call shares: adapter selection, buffers
 //! and their transfers, the pipeline cache and one dispatch helper.
 
-use brain_core::{Activation, BrainError, Result};
+use brain_core::{BrainError, Result};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use wgpu::util::DeviceExt;
@@ -14,113 +14,59 @@ const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// The WGSL sources, one file per kernel family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Family {
-    Elementwise,
-    Activation,
-    Bias,
-    Gemm,
-}
-
-impl Family {
-    fn source(self) -> &'static str {
-        match self {
-            Family::Elementwise => include_str!("shaders/elementwise.wgsl"),
-            Family::Activation => include_str!("shaders/activation.wgsl"),
-            Family::Bias => include_str!("shaders/bias.wgsl"),
-            Family::Gemm => include_str!("shaders/gemm.wgsl"),
-        }
-    }
-    fn label(self) -> &'static str {
-        match self {
-            Family::Elementwise => "elementwise.wgsl",
-            Family::Activation => "activation.wgsl",
-            Family::Bias => "bias.wgsl",
-            Family::Gemm => "gemm.wgsl",
-        }
-    }
-}
-
-/// One compute pipeline: a WGSL entry point plus its pipeline constants. The key of
-/// the pipeline cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    Fill,
-    Add,
-    Scale,
-    Axpy,
-    ActivationForward(Activation),
-    ActivationBackward(Activation),
-    /// `erf` alone, so tests can measure the approximation on the adapter.
-    ErfProbe,
-    BiasAdd,
-    BiasBackward,
-    Gemm {
-        trans_a: bool,
-        trans_b: bool,
-    },
+/// A WGSL module: the concatenation of `parts` (shared helpers first, then the
+/// family's own file), compiled once per device and cached under `label`.
+#[derive(Debug)]
+pub(crate) struct Shader {
+    pub(crate) label: &'static str,
+    pub(crate) parts: &'static [&'static str],
 }
 
 /// Storage bindings of a kernel: (binding number, read only). Binding 0 is always the
 /// uniform parameter block; the buffers passed to [`Gpu::dispatch`] follow this order.
-type Bindings = &'static [(u32, bool)];
+pub(crate) type Bindings = &'static [(u32, bool)];
 
-const READ_RW: Bindings = &[(1, true), (3, false)];
+/// Binding 1 read, binding 3 read-write: the layout of most one-input kernels.
+pub(crate) const READ_RW: Bindings = &[(1, true), (3, false)];
+
+/// One compute pipeline: a WGSL entry point of a [`Shader`], its storage bindings and
+/// its pipeline-overridable constants. Kernel families declare these as constants in
+/// their own `ops/` file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kernel {
+    pub(crate) shader: &'static Shader,
+    pub(crate) entry: &'static str,
+    pub(crate) bindings: Bindings,
+    /// `override` constants of the entry point (names and values).
+    pub(crate) constants: &'static [(&'static str, f64)],
+}
 
 impl Kernel {
-    fn family(self) -> Family {
-        match self {
-            Kernel::Fill | Kernel::Add | Kernel::Scale | Kernel::Axpy => Family::Elementwise,
-            Kernel::ActivationForward(_) | Kernel::ActivationBackward(_) | Kernel::ErfProbe => {
-                Family::Activation
-            }
-            Kernel::BiasAdd | Kernel::BiasBackward => Family::Bias,
-            Kernel::Gemm { .. } => Family::Gemm,
+    /// A kernel without pipeline constants.
+    pub(crate) const fn new(
+        shader: &'static Shader,
+        entry: &'static str,
+        bindings: Bindings,
+    ) -> Self {
+        Kernel {
+            shader,
+            entry,
+            bindings,
+            constants: &[],
         }
     }
-
-    fn entry_point(self) -> &'static str {
-        use Activation::*;
-        match self {
-            Kernel::Fill => "fill",
-            Kernel::Add => "add",
-            Kernel::Scale => "scale",
-            Kernel::Axpy => "axpy",
-            Kernel::ActivationForward(GeluErf) => "gelu_erf_forward",
-            Kernel::ActivationForward(GeluTanh) => "gelu_tanh_forward",
-            Kernel::ActivationForward(Silu) => "silu_forward",
-            Kernel::ActivationBackward(GeluErf) => "gelu_erf_backward",
-            Kernel::ActivationBackward(GeluTanh) => "gelu_tanh_backward",
-            Kernel::ActivationBackward(Silu) => "silu_backward",
-            Kernel::ErfProbe => "erf_probe",
-            Kernel::BiasAdd => "bias_add",
-            Kernel::BiasBackward => "bias_backward",
-            Kernel::Gemm { .. } => "gemm",
-        }
+    /// The same entry point specialised by `constants`.
+    pub(crate) const fn with_constants(self, constants: &'static [(&'static str, f64)]) -> Self {
+        Kernel { constants, ..self }
     }
-
-    fn bindings(self) -> Bindings {
-        match self {
-            Kernel::Fill | Kernel::Scale => &[(3, false)],
-            Kernel::Add | Kernel::Gemm { .. } => &[(1, true), (2, true), (3, false)],
-            Kernel::ActivationBackward(_) => &[(1, true), (2, true), (3, false)],
-            Kernel::Axpy
-            | Kernel::ActivationForward(_)
-            | Kernel::ErfProbe
-            | Kernel::BiasAdd
-            | Kernel::BiasBackward => READ_RW,
-        }
-    }
-
-    fn constants(self) -> Vec<(&'static str, f64)> {
-        match self {
-            Kernel::Gemm { trans_a, trans_b } => vec![
-                ("TRANS_A", f64::from(u8::from(trans_a))),
-                ("TRANS_B", f64::from(u8::from(trans_b))),
-            ],
-            _ => Vec::new(),
-        }
+    /// The pipeline cache key: shader, entry point and the constants' bits.
+    fn key(&self) -> (&'static str, &'static str, Vec<(&'static str, u64)>) {
+        let consts = self
+            .constants
+            .iter()
+            .map(|&(n, v)| (n, v.to_bits()))
+            .collect();
+        (self.shader.label, self.entry, consts)
     }
 }
 
@@ -197,6 +143,9 @@ fn from_wgpu_error(e: wgpu::Error) -> BrainError {
     }
 }
 
+/// Shader label, entry point and constants' bits.
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
 /// A device with its queue, limits and compiled pipelines.
 pub(crate) struct Gpu {
     device: wgpu::Device,
@@ -205,8 +154,8 @@ pub(crate) struct Gpu {
     limits: wgpu::Limits,
     /// Workgroups per dispatch dimension: the adapter's limit, lowered by tests.
     max_groups: u32,
-    modules: Mutex<HashMap<Family, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     errors: Arc<ErrorSlot>,
 }
 
@@ -419,10 +368,11 @@ impl Gpu {
             .pipelines
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = cache.get(&kernel) {
+        let key = kernel.key();
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let module = self.module(kernel.family())?;
+        let module = self.module(kernel.shader)?;
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -433,7 +383,7 @@ impl Gpu {
             },
             count: None,
         }];
-        for &(binding, read_only) in kernel.bindings() {
+        for &(binding, read_only) in kernel.bindings {
             entries.push(wgpu::BindGroupLayoutEntry {
                 binding,
                 visibility: wgpu::ShaderStages::COMPUTE,
@@ -445,30 +395,29 @@ impl Gpu {
                 count: None,
             });
         }
-        let constants = kernel.constants();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let layout = self
             .device
             .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.entry_point()),
+                label: Some(kernel.entry),
                 entries: &entries,
             });
         let pipeline_layout = self
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry_point()),
+                label: Some(kernel.entry),
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry_point()),
+                label: Some(kernel.entry),
                 layout: Some(&pipeline_layout),
                 module: &module,
-                entry_point: Some(kernel.entry_point()),
+                entry_point: Some(kernel.entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
+                    constants: kernel.constants,
                     // Every kernel writes its workgroup memory before reading it.
                     zero_initialize_workgroup_memory: false,
                 },
@@ -477,34 +426,33 @@ impl Gpu {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(BrainError::Backend(format!(
                 "wgpu: building the pipeline of {}::{}: {e}",
-                kernel.family().label(),
-                kernel.entry_point()
+                kernel.shader.label, kernel.entry
             )));
         }
         let p = Arc::new(Pipeline { pipeline, layout });
-        cache.insert(kernel, p.clone());
+        cache.insert(key, p.clone());
         Ok(p)
     }
 
-    fn module(&self, family: Family) -> Result<wgpu::ShaderModule> {
+    fn module(&self, shader: &'static Shader) -> Result<wgpu::ShaderModule> {
         let mut cache = self.modules.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(m) = cache.get(&family) {
+        if let Some(m) = cache.get(shader.label) {
             return Ok(m.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(family.label()),
-                source: wgpu::ShaderSource::Wgsl(family.source().into()),
+                label: Some(shader.label),
+                source: wgpu::ShaderSource::Wgsl(shader.parts.concat().into()),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(BrainError::Backend(format!(
                 "wgpu: compiling {}: {e}",
-                family.label()
+                shader.label
             )));
         }
-        cache.insert(family, module.clone());
+        cache.insert(shader.label, module.clone());
         Ok(module)
     }
 
@@ -530,7 +478,7 @@ impl Gpu {
     }
 
     /// Record and submit one dispatch of `kernel` over `groups` workgroups with the
-    /// buffers in the order of [`Kernel::bindings`].
+    /// buffers in the order of `kernel.bindings`.
     pub(crate) fn dispatch(
         &self,
         op: &'static str,
@@ -542,7 +490,7 @@ impl Gpu {
         if groups == 0 {
             return Ok(());
         }
-        let bindings = kernel.bindings();
+        let bindings = kernel.bindings;
         if bindings.len() != buffers.len() {
             return Err(BrainError::Backend(format!(
                 "wgpu: {op}: {} buffers given to a kernel that binds {}",
@@ -578,14 +526,14 @@ impl Gpu {
             });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry_point()),
+            label: Some(kernel.entry),
             layout: &pipeline.layout,
             entries: &entries,
         });
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry_point()),
+                label: Some(kernel.entry),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&pipeline.pipeline);

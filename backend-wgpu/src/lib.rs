@@ -38,6 +38,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod gpu;
+mod ops;
 
 use brain_core::check;
 use brain_core::{
@@ -55,8 +56,8 @@ const WG: u64 = 256;
 /// A device buffer of `len` f32 (storage, copy source and destination).
 #[derive(Debug)]
 pub struct WgpuBuffer {
-    buf: wgpu::Buffer,
-    len: usize,
+    pub(crate) buf: wgpu::Buffer,
+    pub(crate) len: usize,
 }
 
 impl WgpuBuffer {
@@ -76,7 +77,7 @@ impl WgpuBuffer {
 
 /// The wgpu backend: one Vulkan device and its queue.
 pub struct WgpuBackend {
-    gpu: Gpu,
+    pub(crate) gpu: Gpu,
 }
 
 impl std::fmt::Debug for WgpuBackend {
@@ -119,18 +120,11 @@ impl WgpuBackend {
     /// measure its error on the adapter.
     #[doc(hidden)]
     pub fn erf_probe(&self, x: &WgpuBuffer, y: &mut WgpuBuffer) -> Result<()> {
-        same_len("erf_probe", "y", y.len, x.len)?;
-        self.elementwise(
-            "erf_probe",
-            Kernel::ErfProbe,
-            Params::new(),
-            &[&x.buf, &y.buf],
-            x.len,
-        )
+        ops::activation::erf_probe(self, x, y)
     }
 
     /// One invocation per element over `n` elements; `params` gets `n` prepended.
-    fn elementwise(
+    pub(crate) fn elementwise(
         &self,
         op: &'static str,
         kernel: Kernel,
@@ -142,97 +136,19 @@ impl WgpuBackend {
         self.gpu
             .dispatch(op, kernel, &params, buffers, (n as u64).div_ceil(WG))
     }
-
-    /// `C = alpha·op(A)·op(B) + beta·C`, arguments already checked.
-    fn gemm_unchecked(
-        &self,
-        op: &'static str,
-        g: &Gemm,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        c: &wgpu::Buffer,
-    ) -> Result<()> {
-        if g.batch == 0 || g.m == 0 || g.n == 0 {
-            return Ok(());
-        }
-        let (tiles_m, tiles_n) = (g.m.div_ceil(64), g.n.div_ceil(64));
-        let groups = (tiles_m as u64)
-            .checked_mul(tiles_n as u64)
-            .and_then(|t| t.checked_mul(g.batch as u64))
-            .ok_or(BrainError::SizeOverflow { op })?;
-        // With one matrix the strides are never used (and may be anything).
-        let stride = |s: usize| if g.batch == 1 { 0 } else { s };
-        let params = Params::new()
-            .u(op, g.m)?
-            .u(op, g.n)?
-            .u(op, g.k)?
-            .u(op, tiles_n)?
-            .u(op, tiles_m)?
-            .u(op, groups as usize)?
-            .u(op, stride(g.stride_a))?
-            .u(op, stride(g.stride_b))?
-            .u(op, stride(g.stride_c))?
-            // beta = 0 overwrites C without reading it, as BLAS does.
-            .u(op, usize::from(g.beta != 0.0))?
-            .f(g.alpha)
-            .f(g.beta);
-        let kernel = Kernel::Gemm {
-            trans_a: g.trans_a,
-            trans_b: g.trans_b,
-        };
-        self.gpu.dispatch(op, kernel, &params, &[a, b, c], groups)
-    }
-
-    /// `y[o,c,i] += bias[c]`, arguments already checked.
-    fn bias_add_unchecked(
-        &self,
-        op: &'static str,
-        y: &wgpu::Buffer,
-        bias: &wgpu::Buffer,
-        outer: usize,
-        channels: usize,
-        inner: usize,
-    ) -> Result<()> {
-        let n = outer * channels * inner;
-        let params = Params::new().u(op, channels)?.u(op, inner)?.u(op, outer)?;
-        self.elementwise(op, Kernel::BiasAdd, params, &[bias, y], n)
-    }
-
-    /// `dbias[c] += Σ dy[o,c,i]`, arguments already checked.
-    fn bias_backward_unchecked(
-        &self,
-        op: &'static str,
-        dy: &wgpu::Buffer,
-        dbias: &wgpu::Buffer,
-        outer: usize,
-        channels: usize,
-        inner: usize,
-    ) -> Result<()> {
-        if outer == 0 || inner == 0 {
-            return Ok(()); // an empty sum adds nothing
-        }
-        let params = Params::new()
-            .u(op, outer * channels * inner)?
-            .u(op, channels)?
-            .u(op, inner)?
-            .u(op, outer)?;
-        // One workgroup per channel.
-        self.gpu.dispatch(
-            op,
-            Kernel::BiasBackward,
-            &params,
-            &[dy, dbias],
-            channels as u64,
-        )
-    }
 }
 
-fn same_len(op: &'static str, arg: &'static str, got: usize, expected: usize) -> Result<()> {
+pub(crate) fn same_len(
+    op: &'static str,
+    arg: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<()> {
     check::len(op, arg, got, expected)
 }
 
 /// The error of every kernel this branch has not written yet.
-fn not_yet(kernel: &str) -> BrainError {
+pub(crate) fn not_yet(kernel: &str) -> BrainError {
     BrainError::Unsupported(format!("wgpu: {kernel} not implemented yet"))
 }
 
@@ -283,114 +199,73 @@ impl Backend for WgpuBackend {
         Ok(())
     }
     fn fill(&self, dst: &mut WgpuBuffer, value: f64) -> Result<()> {
-        let params = Params::new().f(value);
-        self.elementwise("fill", Kernel::Fill, params, &[&dst.buf], dst.len)
+        ops::elementwise::fill(self, dst, value)
     }
 
-    // ---------------------------------------------------------------- GEMM
+    // ---------------------------------------------------------------- GEMM, Linear, bias
 
     fn gemm(&self, g: &Gemm, a: &WgpuBuffer, b: &WgpuBuffer, c: &mut WgpuBuffer) -> Result<()> {
-        check::gemm(g, a.len, b.len, c.len)?;
-        self.gemm_unchecked("gemm", g, &a.buf, &b.buf, &c.buf)
+        ops::gemm::gemm(self, g, a, b, c)
     }
-
-    // ---------------------------------------------------------------- Linear
-
     fn linear_forward(
         &self,
         x: &WgpuBuffer,
-        w: &WgpuBuffer,
-        b: Option<&WgpuBuffer>,
+        weight: &WgpuBuffer,
+        bias: Option<&WgpuBuffer>,
         y: &mut WgpuBuffer,
         rows: usize,
-        in_f: usize,
-        out_f: usize,
+        in_features: usize,
+        out_features: usize,
     ) -> Result<()> {
-        const OP: &str = "linear_forward";
-        check::linear(OP, x.len, w.len, b.map(|b| b.len), y.len, rows, in_f, out_f)?;
-        // y[rows,out] = x[rows,in]·W[out,in]ᵀ, then the bias broadcast over rows.
-        let g = Gemm::new(rows, out_f, in_f).trans(false, true);
-        self.gemm_unchecked(OP, &g, &x.buf, &w.buf, &y.buf)?;
-        if let Some(b) = b {
-            self.bias_add_unchecked(OP, &y.buf, &b.buf, rows, out_f, 1)?;
-        }
-        Ok(())
+        ops::gemm::linear_forward(self, x, weight, bias, y, rows, in_features, out_features)
     }
-
     fn linear_backward(
         &self,
         dy: &WgpuBuffer,
         x: &WgpuBuffer,
-        w: &WgpuBuffer,
+        weight: &WgpuBuffer,
         dx: Option<&mut WgpuBuffer>,
-        dw: Option<&mut WgpuBuffer>,
-        db: Option<&mut WgpuBuffer>,
+        dweight: Option<&mut WgpuBuffer>,
+        dbias: Option<&mut WgpuBuffer>,
         rows: usize,
-        in_f: usize,
-        out_f: usize,
+        in_features: usize,
+        out_features: usize,
     ) -> Result<()> {
-        const OP: &str = "linear_backward";
-        check::linear(
-            OP,
-            x.len,
-            w.len,
-            db.as_ref().map(|b| b.len),
-            dy.len,
+        ops::gemm::linear_backward(
+            self,
+            dy,
+            x,
+            weight,
+            dx,
+            dweight,
+            dbias,
             rows,
-            in_f,
-            out_f,
-        )?;
-        if let Some(dx) = &dx {
-            same_len(OP, "dx", dx.len, x.len)?;
-        }
-        if let Some(dw) = &dw {
-            same_len(OP, "dweight", dw.len, w.len)?;
-        }
-        if let Some(dx) = dx {
-            // dx[rows,in] = dy[rows,out]·W[out,in] (overwritten)
-            let g = Gemm::new(rows, in_f, out_f);
-            self.gemm_unchecked(OP, &g, &dy.buf, &w.buf, &dx.buf)?;
-        }
-        if let Some(dw) = dw {
-            // dW[out,in] += dyᵀ·x: dy is stored [rows,out] = k×m, hence trans_a.
-            let g = Gemm::new(out_f, in_f, rows)
-                .trans(true, false)
-                .scale(1.0, 1.0);
-            self.gemm_unchecked(OP, &g, &dy.buf, &x.buf, &dw.buf)?;
-        }
-        if let Some(db) = db {
-            // db[out] += Σ_rows dy: the bias gradient over [rows, out, 1].
-            self.bias_backward_unchecked(OP, &dy.buf, &db.buf, rows, out_f, 1)?;
-        }
-        Ok(())
+            in_features,
+            out_features,
+        )
     }
-
-    // ---------------------------------------------------------------- bias
-
     fn bias_add(
         &self,
         y: &mut WgpuBuffer,
-        b: &WgpuBuffer,
+        bias: &WgpuBuffer,
         outer: usize,
         channels: usize,
         inner: usize,
     ) -> Result<()> {
-        check::bias("bias_add", y.len, b.len, outer, channels, inner)?;
-        self.bias_add_unchecked("bias_add", &y.buf, &b.buf, outer, channels, inner)
+        ops::bias::bias_add(self, y, bias, outer, channels, inner)
     }
     fn bias_backward(
         &self,
         dy: &WgpuBuffer,
-        db: &mut WgpuBuffer,
+        dbias: &mut WgpuBuffer,
         outer: usize,
         channels: usize,
         inner: usize,
     ) -> Result<()> {
-        check::bias("bias_backward", dy.len, db.len, outer, channels, inner)?;
-        self.bias_backward_unchecked("bias_backward", &dy.buf, &db.buf, outer, channels, inner)
+        ops::bias::bias_backward(self, dy, dbias, outer, channels, inner)
     }
 
-    // ---------------------------------------------------------------- activations
+    // ---------------------------------------------------------------- activations, element-wise
 
     fn activation_forward(
         &self,
@@ -398,10 +273,7 @@ impl Backend for WgpuBackend {
         x: &WgpuBuffer,
         y: &mut WgpuBuffer,
     ) -> Result<()> {
-        const OP: &str = "activation_forward";
-        same_len(OP, "y", y.len, x.len)?;
-        let k = Kernel::ActivationForward(act);
-        self.elementwise(OP, k, Params::new(), &[&x.buf, &y.buf], x.len)
+        ops::activation::forward(self, act, x, y)
     }
     fn activation_backward(
         &self,
@@ -410,399 +282,414 @@ impl Backend for WgpuBackend {
         dy: &WgpuBuffer,
         dx: &mut WgpuBuffer,
     ) -> Result<()> {
-        const OP: &str = "activation_backward";
-        same_len(OP, "dy", dy.len, x.len)?;
-        same_len(OP, "dx", dx.len, x.len)?;
-        let k = Kernel::ActivationBackward(act);
-        self.elementwise(OP, k, Params::new(), &[&x.buf, &dy.buf, &dx.buf], x.len)
+        ops::activation::backward(self, act, x, dy, dx)
     }
-
-    // ---------------------------------------------------------------- element-wise
-
     fn add(&self, a: &WgpuBuffer, b: &WgpuBuffer, out: &mut WgpuBuffer) -> Result<()> {
-        same_len("add", "b", b.len, a.len)?;
-        same_len("add", "out", out.len, a.len)?;
-        self.elementwise(
-            "add",
-            Kernel::Add,
-            Params::new(),
-            &[&a.buf, &b.buf, &out.buf],
-            a.len,
-        )
+        ops::elementwise::add(self, a, b, out)
     }
     fn scale(&self, x: &mut WgpuBuffer, alpha: f64) -> Result<()> {
-        let params = Params::new().f(alpha);
-        self.elementwise("scale", Kernel::Scale, params, &[&x.buf], x.len)
+        ops::elementwise::scale(self, x, alpha)
     }
     fn axpy(&self, alpha: f64, x: &WgpuBuffer, y: &mut WgpuBuffer) -> Result<()> {
-        same_len("axpy", "y", y.len, x.len)?;
-        let params = Params::new().f(alpha);
-        self.elementwise("axpy", Kernel::Axpy, params, &[&x.buf, &y.buf], x.len)
+        ops::elementwise::axpy(self, alpha, x, y)
     }
 
-    // ---------------------------------------------------------------- not yet on wgpu
+    // ---------------------------------------------------------------- the other families (src/ops/)
     fn layernorm_forward(
         &self,
-        _x: &Self::Buffer,
-        _gamma: &Self::Buffer,
-        _beta: &Self::Buffer,
-        _y: &mut Self::Buffer,
-        _mean: &mut Self::Buffer,
-        _rstd: &mut Self::Buffer,
-        _rows: usize,
-        _cols: usize,
-        _eps: f64,
+        x: &WgpuBuffer,
+        gamma: &WgpuBuffer,
+        beta: &WgpuBuffer,
+        y: &mut WgpuBuffer,
+        mean: &mut WgpuBuffer,
+        rstd: &mut WgpuBuffer,
+        rows: usize,
+        cols: usize,
+        eps: f64,
     ) -> Result<()> {
-        Err(not_yet("layernorm_forward"))
+        ops::norm::layernorm_forward(self, x, gamma, beta, y, mean, rstd, rows, cols, eps)
     }
     fn layernorm_backward(
         &self,
-        _dy: &Self::Buffer,
-        _x: &Self::Buffer,
-        _gamma: &Self::Buffer,
-        _mean: &Self::Buffer,
-        _rstd: &Self::Buffer,
-        _dx: &mut Self::Buffer,
-        _dgamma: &mut Self::Buffer,
-        _dbeta: &mut Self::Buffer,
-        _rows: usize,
-        _cols: usize,
+        dy: &WgpuBuffer,
+        x: &WgpuBuffer,
+        gamma: &WgpuBuffer,
+        mean: &WgpuBuffer,
+        rstd: &WgpuBuffer,
+        dx: &mut WgpuBuffer,
+        dgamma: &mut WgpuBuffer,
+        dbeta: &mut WgpuBuffer,
+        rows: usize,
+        cols: usize,
     ) -> Result<()> {
-        Err(not_yet("layernorm_backward"))
+        ops::norm::layernorm_backward(
+            self, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols,
+        )
     }
     fn groupnorm_forward(
         &self,
-        _x: &Self::Buffer,
-        _gamma: &Self::Buffer,
-        _beta: &Self::Buffer,
-        _y: &mut Self::Buffer,
-        _mean: &mut Self::Buffer,
-        _rstd: &mut Self::Buffer,
-        _shape: &GroupNormShape,
-        _eps: f64,
+        x: &WgpuBuffer,
+        gamma: &WgpuBuffer,
+        beta: &WgpuBuffer,
+        y: &mut WgpuBuffer,
+        mean: &mut WgpuBuffer,
+        rstd: &mut WgpuBuffer,
+        shape: &GroupNormShape,
+        eps: f64,
     ) -> Result<()> {
-        Err(not_yet("groupnorm_forward"))
+        ops::norm::groupnorm_forward(self, x, gamma, beta, y, mean, rstd, shape, eps)
     }
     fn groupnorm_backward(
         &self,
-        _dy: &Self::Buffer,
-        _x: &Self::Buffer,
-        _gamma: &Self::Buffer,
-        _mean: &Self::Buffer,
-        _rstd: &Self::Buffer,
-        _dx: &mut Self::Buffer,
-        _dgamma: &mut Self::Buffer,
-        _dbeta: &mut Self::Buffer,
-        _shape: &GroupNormShape,
+        dy: &WgpuBuffer,
+        x: &WgpuBuffer,
+        gamma: &WgpuBuffer,
+        mean: &WgpuBuffer,
+        rstd: &WgpuBuffer,
+        dx: &mut WgpuBuffer,
+        dgamma: &mut WgpuBuffer,
+        dbeta: &mut WgpuBuffer,
+        shape: &GroupNormShape,
     ) -> Result<()> {
-        Err(not_yet("groupnorm_backward"))
+        ops::norm::groupnorm_backward(self, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, shape)
     }
-    fn dropout_forward(
-        &self,
-        _d: &Dropout,
-        _x: &Self::Buffer,
-        _y: &mut Self::Buffer,
-    ) -> Result<()> {
-        Err(not_yet("dropout_forward"))
+    fn dropout_forward(&self, d: &Dropout, x: &WgpuBuffer, y: &mut WgpuBuffer) -> Result<()> {
+        ops::random::dropout_forward(self, d, x, y)
     }
-    fn dropout_backward(
-        &self,
-        _d: &Dropout,
-        _dy: &Self::Buffer,
-        _dx: &mut Self::Buffer,
-    ) -> Result<()> {
-        Err(not_yet("dropout_backward"))
+    fn dropout_backward(&self, d: &Dropout, dy: &WgpuBuffer, dx: &mut WgpuBuffer) -> Result<()> {
+        ops::random::dropout_backward(self, d, dy, dx)
     }
     fn upsample_forward(
         &self,
-        _mode: UpsampleMode,
-        _shape: &UpsampleShape,
-        _x: &Self::Buffer,
-        _y: &mut Self::Buffer,
+        mode: UpsampleMode,
+        shape: &UpsampleShape,
+        x: &WgpuBuffer,
+        y: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("upsample_forward"))
+        ops::upsample::upsample_forward(self, mode, shape, x, y)
     }
     fn upsample_backward(
         &self,
-        _mode: UpsampleMode,
-        _shape: &UpsampleShape,
-        _dy: &Self::Buffer,
-        _dx: &mut Self::Buffer,
+        mode: UpsampleMode,
+        shape: &UpsampleShape,
+        dy: &WgpuBuffer,
+        dx: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("upsample_backward"))
+        ops::upsample::upsample_backward(self, mode, shape, dy, dx)
     }
     fn reduce_rows(
         &self,
-        _op: RowReduce,
-        _x: &Self::Buffer,
-        _out: &mut Self::Buffer,
-        _rows: usize,
-        _cols: usize,
+        op: RowReduce,
+        x: &WgpuBuffer,
+        out: &mut WgpuBuffer,
+        rows: usize,
+        cols: usize,
     ) -> Result<()> {
-        Err(not_yet("reduce_rows"))
+        ops::reduce::reduce_rows(self, op, x, out, rows, cols)
     }
     fn adamw_step(
         &self,
-        _cfg: &AdamW,
-        _tensors: &mut [AdamWTensor<'_, Self>],
-        _grad_norm: Option<&mut Self::Buffer>,
+        cfg: &AdamW,
+        tensors: &mut [AdamWTensor<'_, WgpuBackend>],
+        grad_norm: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("adamw_step"))
+        ops::adamw::adamw_step(self, cfg, tensors, grad_norm)
     }
-    fn fill_uniform(&self, _out: &mut Self::Buffer, _seed: u64, _offset: u64) -> Result<()> {
-        Err(not_yet("fill_uniform"))
+    fn fill_uniform(&self, out: &mut WgpuBuffer, seed: u64, offset: u64) -> Result<()> {
+        ops::random::fill_uniform(self, out, seed, offset)
     }
     fn fill_normal(
         &self,
-        _out: &mut Self::Buffer,
-        _seed: u64,
-        _offset: u64,
-        _mean: f64,
-        _std: f64,
+        out: &mut WgpuBuffer,
+        seed: u64,
+        offset: u64,
+        mean: f64,
+        std: f64,
     ) -> Result<()> {
-        Err(not_yet("fill_normal"))
+        ops::random::fill_normal(self, out, seed, offset, mean, std)
     }
-    fn philox_bits(&self, _out: &mut Self::Buffer, _seed: u64, _offset: u64) -> Result<()> {
-        Err(not_yet("philox_bits"))
+    fn philox_bits(&self, out: &mut WgpuBuffer, seed: u64, offset: u64) -> Result<()> {
+        ops::random::philox_bits(self, out, seed, offset)
     }
-    fn mse_forward(
-        &self,
-        _a: &Self::Buffer,
-        _b: &Self::Buffer,
-        _loss: &mut Self::Buffer,
-    ) -> Result<()> {
-        Err(not_yet("mse_forward"))
+    fn mse_forward(&self, a: &WgpuBuffer, b: &WgpuBuffer, loss: &mut WgpuBuffer) -> Result<()> {
+        ops::mse::mse_forward(self, a, b, loss)
     }
     fn mse_backward(
         &self,
-        _a: &Self::Buffer,
-        _b: &Self::Buffer,
-        _scale: f64,
-        _da: Option<&mut Self::Buffer>,
-        _db: Option<&mut Self::Buffer>,
+        a: &WgpuBuffer,
+        b: &WgpuBuffer,
+        scale: f64,
+        da: Option<&mut WgpuBuffer>,
+        db: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("mse_backward"))
+        ops::mse::mse_backward(self, a, b, scale, da, db)
     }
     fn cka_grams_forward(
         &self,
-        _k: &Self::Buffer,
-        _l: &Self::Buffer,
-        _n: usize,
-        _estimator: HsicEstimator,
-        _out: &mut Self::Buffer,
+        k: &WgpuBuffer,
+        l: &WgpuBuffer,
+        n: usize,
+        estimator: HsicEstimator,
+        out: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("cka_grams_forward"))
+        ops::cka::cka_grams_forward(self, k, l, n, estimator, out)
     }
     fn cka_grams_backward(
         &self,
-        _k: &Self::Buffer,
-        _l: &Self::Buffer,
-        _n: usize,
-        _estimator: HsicEstimator,
-        _scale: f64,
-        _dk: Option<&mut Self::Buffer>,
-        _dl: Option<&mut Self::Buffer>,
+        k: &WgpuBuffer,
+        l: &WgpuBuffer,
+        n: usize,
+        estimator: HsicEstimator,
+        scale: f64,
+        dk: Option<&mut WgpuBuffer>,
+        dl: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("cka_grams_backward"))
+        ops::cka::cka_grams_backward(self, k, l, n, estimator, scale, dk, dl)
     }
     fn sims_forward(
         &self,
-        _a: &Self::Buffer,
-        _b: &Self::Buffer,
-        _batch: usize,
-        _tokens: usize,
-        _dim: usize,
-        _loss: &mut Self::Buffer,
+        a: &WgpuBuffer,
+        b: &WgpuBuffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        loss: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("sims_forward"))
+        ops::sims::sims_forward(self, a, b, batch, tokens, dim, loss)
     }
     fn sims_backward(
         &self,
-        _a: &Self::Buffer,
-        _b: &Self::Buffer,
-        _batch: usize,
-        _tokens: usize,
-        _dim: usize,
-        _scale: f64,
-        _da: Option<&mut Self::Buffer>,
-        _db: Option<&mut Self::Buffer>,
+        a: &WgpuBuffer,
+        b: &WgpuBuffer,
+        batch: usize,
+        tokens: usize,
+        dim: usize,
+        scale: f64,
+        da: Option<&mut WgpuBuffer>,
+        db: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("sims_backward"))
+        ops::sims::sims_backward(self, a, b, batch, tokens, dim, scale, da, db)
     }
     fn l2_normalize_rows_forward(
         &self,
-        _x: &Self::Buffer,
-        _y: &mut Self::Buffer,
-        _norms: &mut Self::Buffer,
-        _rows: usize,
-        _cols: usize,
+        x: &WgpuBuffer,
+        y: &mut WgpuBuffer,
+        norms: &mut WgpuBuffer,
+        rows: usize,
+        cols: usize,
     ) -> Result<()> {
-        Err(not_yet("l2_normalize_rows_forward"))
+        ops::contrastive::l2_normalize_rows_forward(self, x, y, norms, rows, cols)
     }
     fn l2_normalize_rows_backward(
         &self,
-        _dy: &Self::Buffer,
-        _x: &Self::Buffer,
-        _norms: &Self::Buffer,
-        _dx: &mut Self::Buffer,
-        _rows: usize,
-        _cols: usize,
+        dy: &WgpuBuffer,
+        x: &WgpuBuffer,
+        norms: &WgpuBuffer,
+        dx: &mut WgpuBuffer,
+        rows: usize,
+        cols: usize,
     ) -> Result<()> {
-        Err(not_yet("l2_normalize_rows_backward"))
+        ops::contrastive::l2_normalize_rows_backward(self, dy, x, norms, dx, rows, cols)
     }
     fn contrastive_forward(
         &self,
-        _kind: ContrastiveLoss,
-        _logits_pt: &Self::Buffer,
-        _logits_tt: Option<&Self::Buffer>,
-        _n: usize,
-        _loss: &mut Self::Buffer,
+        kind: ContrastiveLoss,
+        logits_pt: &WgpuBuffer,
+        logits_tt: Option<&WgpuBuffer>,
+        n: usize,
+        loss: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("contrastive_forward"))
+        ops::contrastive::contrastive_forward(self, kind, logits_pt, logits_tt, n, loss)
     }
     fn contrastive_backward(
         &self,
-        _kind: ContrastiveLoss,
-        _logits_pt: &Self::Buffer,
-        _logits_tt: Option<&Self::Buffer>,
-        _n: usize,
-        _scale: f64,
-        _dlogits_pt: &mut Self::Buffer,
-        _dlogits_tt: Option<&mut Self::Buffer>,
+        kind: ContrastiveLoss,
+        logits_pt: &WgpuBuffer,
+        logits_tt: Option<&WgpuBuffer>,
+        n: usize,
+        scale: f64,
+        dlogits_pt: &mut WgpuBuffer,
+        dlogits_tt: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("contrastive_backward"))
+        ops::contrastive::contrastive_backward(
+            self, kind, logits_pt, logits_tt, n, scale, dlogits_pt, dlogits_tt,
+        )
     }
     fn clip_logits_forward(
         &self,
-        _kind: ContrastiveLoss,
-        _g_pt: &Self::Buffer,
-        _g_tt: Option<&Self::Buffer>,
-        _p_sq: &Self::Buffer,
-        _t_sq: &Self::Buffer,
-        _n: usize,
-        _temperature: f64,
-        _logits_pt: &mut Self::Buffer,
-        _logits_tt: Option<&mut Self::Buffer>,
+        kind: ContrastiveLoss,
+        g_pt: &WgpuBuffer,
+        g_tt: Option<&WgpuBuffer>,
+        p_sq: &WgpuBuffer,
+        t_sq: &WgpuBuffer,
+        n: usize,
+        temperature: f64,
+        logits_pt: &mut WgpuBuffer,
+        logits_tt: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("clip_logits_forward"))
+        ops::contrastive::clip_logits_forward(
+            self,
+            kind,
+            g_pt,
+            g_tt,
+            p_sq,
+            t_sq,
+            n,
+            temperature,
+            logits_pt,
+            logits_tt,
+        )
     }
     fn clip_logits_backward(
         &self,
-        _kind: ContrastiveLoss,
-        _logits_pt: &Self::Buffer,
-        _logits_tt: Option<&Self::Buffer>,
-        _dlogits_pt: &Self::Buffer,
-        _dlogits_tt: Option<&Self::Buffer>,
-        _p_sq: &Self::Buffer,
-        _t_sq: &Self::Buffer,
-        _n: usize,
-        _temperature: f64,
-        _w_pt: &mut Self::Buffer,
-        _d_p: Option<&mut Self::Buffer>,
-        _w_tt: Option<&mut Self::Buffer>,
+        kind: ContrastiveLoss,
+        logits_pt: &WgpuBuffer,
+        logits_tt: Option<&WgpuBuffer>,
+        dlogits_pt: &WgpuBuffer,
+        dlogits_tt: Option<&WgpuBuffer>,
+        p_sq: &WgpuBuffer,
+        t_sq: &WgpuBuffer,
+        n: usize,
+        temperature: f64,
+        w_pt: &mut WgpuBuffer,
+        d_p: Option<&mut WgpuBuffer>,
+        w_tt: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("clip_logits_backward"))
+        ops::contrastive::clip_logits_backward(
+            self,
+            kind,
+            logits_pt,
+            logits_tt,
+            dlogits_pt,
+            dlogits_tt,
+            p_sq,
+            t_sq,
+            n,
+            temperature,
+            w_pt,
+            d_p,
+            w_tt,
+        )
     }
     fn clip_grams_forward(
         &self,
-        _kind: ContrastiveLoss,
-        _preds: &Self::Buffer,
-        _targets: &Self::Buffer,
-        _n: usize,
-        _d: usize,
-        _p_sq: &mut Self::Buffer,
-        _t_sq: &mut Self::Buffer,
-        _g_pt: &mut Self::Buffer,
-        _g_tt: Option<&mut Self::Buffer>,
+        kind: ContrastiveLoss,
+        preds: &WgpuBuffer,
+        targets: &WgpuBuffer,
+        n: usize,
+        d: usize,
+        p_sq: &mut WgpuBuffer,
+        t_sq: &mut WgpuBuffer,
+        g_pt: &mut WgpuBuffer,
+        g_tt: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("clip_grams_forward"))
+        ops::contrastive::clip_grams_forward(
+            self, kind, preds, targets, n, d, p_sq, t_sq, g_pt, g_tt,
+        )
     }
     fn clip_inputs_backward(
         &self,
-        _kind: ContrastiveLoss,
-        _w_pt: &Self::Buffer,
-        _d_p: &Self::Buffer,
-        _w_tt: &Self::Buffer,
-        _preds: &Self::Buffer,
-        _targets: &Self::Buffer,
-        _n: usize,
-        _d: usize,
-        _dpreds: Option<&mut Self::Buffer>,
-        _dtargets: Option<&mut Self::Buffer>,
+        kind: ContrastiveLoss,
+        w_pt: &WgpuBuffer,
+        d_p: &WgpuBuffer,
+        w_tt: &WgpuBuffer,
+        preds: &WgpuBuffer,
+        targets: &WgpuBuffer,
+        n: usize,
+        d: usize,
+        dpreds: Option<&mut WgpuBuffer>,
+        dtargets: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("clip_inputs_backward"))
+        ops::contrastive::clip_inputs_backward(
+            self, kind, w_pt, d_p, w_tt, preds, targets, n, d, dpreds, dtargets,
+        )
     }
     fn sobel_forward(
         &self,
-        _x: &Self::Buffer,
-        _shape: &ImageShape,
-        _gx: &mut Self::Buffer,
-        _gy: &mut Self::Buffer,
-        _magnitude: &mut Self::Buffer,
+        x: &WgpuBuffer,
+        shape: &ImageShape,
+        gx: &mut WgpuBuffer,
+        gy: &mut WgpuBuffer,
+        magnitude: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("sobel_forward"))
+        ops::sobel::sobel_forward(self, x, shape, gx, gy, magnitude)
     }
     fn sobel_backward(
         &self,
-        _x: &Self::Buffer,
-        _shape: &ImageShape,
-        _dgx: Option<&Self::Buffer>,
-        _dgy: Option<&Self::Buffer>,
-        _dmagnitude: Option<&Self::Buffer>,
-        _dx: &mut Self::Buffer,
+        x: &WgpuBuffer,
+        shape: &ImageShape,
+        dgx: Option<&WgpuBuffer>,
+        dgy: Option<&WgpuBuffer>,
+        dmagnitude: Option<&WgpuBuffer>,
+        dx: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("sobel_backward"))
+        ops::sobel::sobel_backward(self, x, shape, dgx, dgy, dmagnitude, dx)
     }
     fn sobel_loss_forward(
         &self,
-        _pred: &Self::Buffer,
-        _target: &Self::Buffer,
-        _shape: &ImageShape,
-        _form: SobelLossForm,
-        _loss: &mut Self::Buffer,
+        pred: &WgpuBuffer,
+        target: &WgpuBuffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        loss: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("sobel_loss_forward"))
+        ops::sobel::sobel_loss_forward(self, pred, target, shape, form, loss)
     }
     fn sobel_loss_backward(
         &self,
-        _pred: &Self::Buffer,
-        _target: &Self::Buffer,
-        _shape: &ImageShape,
-        _form: SobelLossForm,
-        _scale: f64,
-        _dpred: Option<&mut Self::Buffer>,
-        _dtarget: Option<&mut Self::Buffer>,
+        pred: &WgpuBuffer,
+        target: &WgpuBuffer,
+        shape: &ImageShape,
+        form: SobelLossForm,
+        scale: f64,
+        dpred: Option<&mut WgpuBuffer>,
+        dtarget: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("sobel_loss_backward"))
+        ops::sobel::sobel_loss_backward(self, pred, target, shape, form, scale, dpred, dtarget)
     }
     fn scheduler_step(
         &self,
-        _step: &SchedulerStep,
-        _model_output: &Self::Buffer,
-        _sample: &Self::Buffer,
-        _noise: Option<&Self::Buffer>,
-        _prev_sample: &mut Self::Buffer,
-        _pred_x0: Option<&mut Self::Buffer>,
+        step: &SchedulerStep,
+        model_output: &WgpuBuffer,
+        sample: &WgpuBuffer,
+        noise: Option<&WgpuBuffer>,
+        prev_sample: &mut WgpuBuffer,
+        pred_x0: Option<&mut WgpuBuffer>,
     ) -> Result<()> {
-        Err(not_yet("scheduler_step"))
+        ops::diffusion::scheduler_step(
+            self,
+            step,
+            model_output,
+            sample,
+            noise,
+            prev_sample,
+            pred_x0,
+        )
     }
     fn add_noise(
         &self,
-        _x0: &Self::Buffer,
-        _noise: &Self::Buffer,
-        _sqrt_alpha_prod: &[f64],
-        _sqrt_one_minus_alpha_prod: &[f64],
-        _out: &mut Self::Buffer,
+        x0: &WgpuBuffer,
+        noise: &WgpuBuffer,
+        sqrt_alpha_prod: &[f64],
+        sqrt_one_minus_alpha_prod: &[f64],
+        out: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("add_noise"))
+        ops::diffusion::add_noise(
+            self,
+            x0,
+            noise,
+            sqrt_alpha_prod,
+            sqrt_one_minus_alpha_prod,
+            out,
+        )
     }
     fn guidance_combine(
         &self,
-        _uncond: &Self::Buffer,
-        _cond: &Self::Buffer,
-        _scale: f64,
-        _out: &mut Self::Buffer,
+        uncond: &WgpuBuffer,
+        cond: &WgpuBuffer,
+        scale: f64,
+        out: &mut WgpuBuffer,
     ) -> Result<()> {
-        Err(not_yet("guidance_combine"))
+        ops::diffusion::guidance_combine(self, uncond, cond, scale, out)
     }
 }

@@ -15,16 +15,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
 const FRAC_1_SQRT_2: f32 = 0.70710678118654752;
 const INV_SQRT_2PI: f32 = 0.39894228040143268;
 const SQRT_2_OVER_PI: f32 = 0.79788456080286536;
 const GELU_TANH_C: f32 = 0.044715;
 
-// Linear element index, undoing the host's x/y/z split of long dispatches.
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
-}
 
 // WGSL has no erf. Two fits made for this crate (weighted least squares iterated
 // towards minimax, against mpmath):

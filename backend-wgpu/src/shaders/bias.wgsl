@@ -13,12 +13,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
-const WG: u32 = 256u;
 
-// Linear workgroup index, undoing the host's x/y/z split of long dispatches.
-fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + nwg.x * (wid.y + nwg.y * wid.z);
-}
 
 // y[o,c,i] += bias[c], one invocation per element of y.
 @compute @workgroup_size(256)

@@ -15,13 +15,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
 
-// The host splits a long dispatch over x, y and z so that no dimension exceeds the
-// adapter's max_compute_workgroups_per_dimension; this undoes the split.
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
-}
 
 // out[i] = alpha
 @compute @workgroup_size(256)

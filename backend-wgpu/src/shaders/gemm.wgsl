@@ -70,7 +70,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     // Linear tile index (the host splits long dispatches over x, y and z).
-    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    let tile = group_index(wid, nwg);
     if (tile >= p.groups) {
         return;
     }
