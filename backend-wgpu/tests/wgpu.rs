@@ -242,3 +242,262 @@ fn errors_are_typed() {
         be.sync().unwrap();
     });
 }
+
+/// f64 data uploaded as f32 and the rounded values back, for comparing with the oracle.
+fn rounded(be: &WgpuBackend, v: &[f64]) -> (backend_wgpu::WgpuBuffer, Vec<f64>) {
+    let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    (
+        be.upload(&f).unwrap(),
+        f.iter().map(|&x| f64::from(x)).collect(),
+    )
+}
+
+fn download(be: &WgpuBackend, b: &backend_wgpu::WgpuBuffer) -> Vec<f64> {
+    be.download_vec(b)
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Largest |got − want| relative to max(1, max |want|).
+fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// The Sobel loss over 1.1 M pixels goes through three reduction levels (pixels →
+/// 1 075 workgroup partials → 2 → the loss); its error stays at a few u, far below
+/// the suite's u·√N allowance, and nothing is downloaded on the way.
+#[test]
+fn sobel_loss_reduces_over_several_levels() {
+    use brain_core::{ImageShape, SobelLossForm};
+    with("sobel_loss_reduces_over_several_levels", |be| {
+        let or = brain_core::reference::ReferenceBackend::<f64>::new();
+        let s = ImageShape {
+            batch: 1,
+            channels: 1,
+            height: 1100,
+            width: 1000,
+        };
+        let n = s.len();
+        let wave = |k: f64| -> Vec<f64> { (0..n).map(|i| (i as f64 * k).sin()).collect() };
+        let (pb, p) = rounded(be, &wave(0.37));
+        let (tb, t) = rounded(be, &wave(0.11));
+        for form in [SobelLossForm::Magnitude, SobelLossForm::Components] {
+            let mut lb = be.alloc(1).unwrap();
+            be.sobel_loss_forward(&pb, &tb, &s, form, &mut lb).unwrap();
+            let mut want = vec![0.0];
+            or.sobel_loss_forward(&p, &t, &s, form, &mut want).unwrap();
+            let got = download(be, &lb)[0];
+            let rel = (got - want[0]).abs() / want[0];
+            // one rounding per Sobel tap and per level of the sums: ~20 u
+            assert!(
+                rel < 2e-6,
+                "{form:?}: {got} vs {} (relative {rel:e})",
+                want[0]
+            );
+        }
+    });
+}
+
+/// The Sobel, upsampling and diffusion kernels rebuild their linear workgroup index
+/// when a dispatch is split over x, y and z.
+#[test]
+fn image_and_diffusion_kernels_undo_the_split() {
+    use brain_core::{
+        ImageShape, PredictionType, SchedulerStep, SobelLossForm, UpsampleMode, UpsampleShape,
+    };
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: image_and_diffusion_kernels_undo_the_split: {e}"),
+    };
+    // 37 800 pixels: 148 per-pixel workgroups (6×6×5) and 37 loss partials (6×6×2).
+    be.limit_workgroups_per_dimension(6);
+    let be = &be;
+    let or = brain_core::reference::ReferenceBackend::<f64>::new();
+    let vals = |n: usize, k: f64| -> Vec<f64> { (0..n).map(|i| (i as f64 * k).sin()).collect() };
+    const TOL: f64 = 1e-5;
+
+    let s = ImageShape {
+        batch: 3,
+        channels: 2,
+        height: 70,
+        width: 90,
+    };
+    let n = s.len();
+    let (xb, x) = rounded(be, &vals(n, 0.7));
+    let (tb, t) = rounded(be, &vals(n, 0.3));
+    let (gb, g) = rounded(be, &vals(n, 0.9));
+    let mut bufs = [0; 3].map(|_| be.alloc(n).unwrap());
+    let mut want = [0; 3].map(|_| vec![0.0; n]);
+    let [b0, b1, b2] = &mut bufs;
+    be.sobel_forward(&xb, &s, b0, b1, b2).unwrap();
+    let [w0, w1, w2] = &mut want;
+    or.sobel_forward(&x, &s, w0, w1, w2).unwrap();
+    for (b, w) in bufs.iter().zip(&want) {
+        assert!(rel_err(&download(be, b), w) < TOL, "sobel_forward");
+    }
+    let mut db = be.alloc(n).unwrap();
+    be.sobel_backward(&xb, &s, Some(&gb), None, Some(&gb), &mut db)
+        .unwrap();
+    let mut dw = vec![0.0; n];
+    or.sobel_backward(&x, &s, Some(&g), None, Some(&g), &mut dw)
+        .unwrap();
+    assert!(rel_err(&download(be, &db), &dw) < TOL, "sobel_backward");
+    for form in [SobelLossForm::Magnitude, SobelLossForm::Components] {
+        let mut lb = be.alloc(1).unwrap();
+        be.sobel_loss_forward(&xb, &tb, &s, form, &mut lb).unwrap();
+        let mut lw = vec![0.0];
+        or.sobel_loss_forward(&x, &t, &s, form, &mut lw).unwrap();
+        assert!(rel_err(&download(be, &lb), &lw) < TOL, "sobel loss");
+        let (mut dp, mut dt) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+        be.sobel_loss_backward(&xb, &tb, &s, form, 3.0, Some(&mut dp), Some(&mut dt))
+            .unwrap();
+        let (mut wp, mut wt) = (vec![0.0; n], vec![0.0; n]);
+        or.sobel_loss_backward(&x, &t, &s, form, 3.0, Some(&mut wp), Some(&mut wt))
+            .unwrap();
+        assert!(rel_err(&download(be, &dp), &wp) < TOL, "sobel loss dpred");
+        assert!(rel_err(&download(be, &dt), &wt) < TOL, "sobel loss dtarget");
+    }
+
+    // 3·2·30·35 inputs, 2× up: 25 200 outputs (99 workgroups), 6 300 inputs (25).
+    let u = UpsampleShape {
+        batch: 3,
+        channels: 2,
+        height: 30,
+        width: 35,
+        factor: 2,
+    };
+    let (ub, uv) = rounded(be, &vals(u.input_len(), 0.45));
+    let (dyb, dy) = rounded(be, &vals(u.output_len(), 0.8));
+    for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
+        let mut yb = be.alloc(u.output_len()).unwrap();
+        be.upsample_forward(mode, &u, &ub, &mut yb).unwrap();
+        let mut y = vec![0.0; u.output_len()];
+        or.upsample_forward(mode, &u, &uv, &mut y).unwrap();
+        assert!(rel_err(&download(be, &yb), &y) < TOL, "upsample {mode:?}");
+        let mut dxb = be.alloc(u.input_len()).unwrap();
+        be.upsample_backward(mode, &u, &dyb, &mut dxb).unwrap();
+        let mut dx = vec![0.0; u.input_len()];
+        or.upsample_backward(mode, &u, &dy, &mut dx).unwrap();
+        assert!(
+            rel_err(&download(be, &dxb), &dx) < TOL,
+            "upsample backward {mode:?}"
+        );
+    }
+
+    let step = SchedulerStep {
+        prediction: PredictionType::VPrediction,
+        alpha_prod_t: 0.5,
+        clip_sample: Some(1.0),
+        coef_x0: 0.7,
+        coef_eps: 0.4,
+        coef_sample: -0.2,
+        coef_noise: 0.1,
+    };
+    let (mut pb, mut x0b) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+    be.scheduler_step(&step, &xb, &tb, Some(&gb), &mut pb, Some(&mut x0b))
+        .unwrap();
+    let (mut pw, mut x0w) = (vec![0.0; n], vec![0.0; n]);
+    or.scheduler_step(&step, &x, &t, Some(&g), &mut pw, Some(&mut x0w))
+        .unwrap();
+    assert!(rel_err(&download(be, &pb), &pw) < TOL, "scheduler_step");
+    assert!(rel_err(&download(be, &x0b), &x0w) < TOL, "pred_x0");
+    let (sa, sb) = ([0.9, 0.5, 0.1], [0.2, 0.6, 0.95]);
+    let mut ob = be.alloc(n).unwrap();
+    be.add_noise(&xb, &tb, &sa, &sb, &mut ob).unwrap();
+    let mut ow = vec![0.0; n];
+    or.add_noise(&x, &t, &sa, &sb, &mut ow).unwrap();
+    assert!(rel_err(&download(be, &ob), &ow) < TOL, "add_noise");
+    be.guidance_combine(&xb, &tb, 7.5, &mut ob).unwrap();
+    or.guidance_combine(&x, &t, 7.5, &mut ow).unwrap();
+    assert!(rel_err(&download(be, &ob), &ow) < TOL, "guidance_combine");
+}
+
+/// The sampling loop end to end on the device (conformance's diffusion_loop runs on
+/// the reference backend only): DDIM η = 0 with the exact ε lands on x₀, plainly and
+/// from an img2img start (add_noise) with classifier-free guidance.
+#[test]
+fn ddim_sampling_recovers_x0() {
+    use brain_core::diffusion::{
+        img2img_timesteps, noisy_start, sample, DdimConfig, DdimScheduler, Denoiser, Model,
+        Sampler, ScheduleArithmetic,
+    };
+
+    /// ε = (x_t − √ᾱ_t·x₀)/√(1 − ᾱ_t) + bias, computed on the host.
+    struct ExactEps {
+        x0: Vec<f64>,
+        alphas_cumprod: Vec<f64>,
+        bias: f64,
+    }
+    impl Denoiser<WgpuBackend> for ExactEps {
+        fn predict(
+            &mut self,
+            be: &WgpuBackend,
+            latents: &backend_wgpu::WgpuBuffer,
+            t: usize,
+            out: &mut backend_wgpu::WgpuBuffer,
+        ) -> brain_core::Result<()> {
+            let a = self.alphas_cumprod[t];
+            let e: Vec<f32> = be
+                .download_vec(latents)?
+                .iter()
+                .zip(&self.x0)
+                .map(|(&x, x0)| {
+                    ((f64::from(x) - a.sqrt() * x0) / (1.0 - a).sqrt() + self.bias) as f32
+                })
+                .collect();
+            be.write(out, &e)
+        }
+    }
+
+    with("ddim_sampling_recovers_x0", |be| {
+        let n = 120;
+        let x0: Vec<f64> = (0..n).map(|i| (i as f64 * 0.61).sin()).collect();
+        let z: Vec<f64> = (0..n).map(|i| 2.0 * (i as f64 * 1.3).cos()).collect();
+        let mut s = DdimScheduler::new(DdimConfig {
+            set_alpha_to_one: true,
+            ..DdimConfig::versatile_diffusion(ScheduleArithmetic::DiffusersF32)
+        })
+        .unwrap();
+        s.set_timesteps(50).unwrap();
+        let exact = |bias: f64| ExactEps {
+            x0: x0.clone(),
+            alphas_cumprod: s.schedule().alphas_cumprod().to_vec(),
+            bias,
+        };
+        let ddim = Sampler::Ddim {
+            scheduler: &s,
+            eta: 0.0,
+        };
+        let max_err = |b: &backend_wgpu::WgpuBuffer| rel_err(&download(be, b), &x0);
+
+        let (mut latents, _) = rounded(be, &z);
+        let mut den = exact(0.0);
+        let plain = Model::Plain(&mut den);
+        sample(be, ddim, s.timesteps(), &mut latents, plain, None, None).unwrap();
+        // 50 steps of a few f32 roundings on O(1) values (measured 6e-8)
+        assert!(max_err(&latents) < 1e-4, "plain: {:e}", max_err(&latents));
+
+        let start = img2img_timesteps(s.timesteps(), 50, 0.75).unwrap();
+        let t = start.start_timestep().unwrap();
+        let (x0b, _) = rounded(be, &x0);
+        let (eb, _) = rounded(be, &z);
+        let mut latents = be.alloc(n).unwrap();
+        noisy_start(be, s.schedule(), &x0b, &eb, t, &mut latents).unwrap();
+        let g = 7.5;
+        let (mut uncond, mut cond) = (exact(0.3), exact(0.3 - 0.3 / g));
+        let guided = Model::Guided {
+            uncond: &mut uncond,
+            cond: &mut cond,
+            scale: g,
+        };
+        sample(be, ddim, &start.timesteps, &mut latents, guided, None, None).unwrap();
+        assert!(max_err(&latents) < 1e-4, "guided: {:e}", max_err(&latents));
+    });
+}
