@@ -501,3 +501,232 @@ fn ddim_sampling_recovers_x0() {
         assert!(max_err(&latents) < 1e-4, "guided: {:e}", max_err(&latents));
     });
 }
+
+/// f32 values of a simple deterministic pattern in [lo, lo + span).
+fn pattern(n: usize, seed: u64, lo: f64, span: f64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (lo + span * (s >> 11) as f64 / (1u64 << 53) as f64) as f32
+        })
+        .collect()
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// The loss reductions on more partial sums than one workgroup finishes: an MSE over
+/// 4096² + 5 elements takes the partial pass, one reduce pass and the final one,
+/// and stays within a tree's error (not N·u).
+#[test]
+fn loss_reduction_spans_several_passes() {
+    with("loss_reduction_spans_several_passes", |be| {
+        let n = 4096 * 4096 + 5;
+        let a = pattern(n, 1, -2.0, 4.0);
+        let b = pattern(n, 2, -2.0, 4.0);
+        let mut want = 0.0f64;
+        for (x, y) in a.iter().zip(&b) {
+            let d = f64::from(*x) - f64::from(*y);
+            want += d * d;
+        }
+        want /= n as f64;
+        let (ab, bb) = (be.upload(&a).unwrap(), be.upload(&b).unwrap());
+        let mut loss = be.alloc(1).unwrap();
+        be.mse_forward(&ab, &bb, &mut loss).unwrap();
+        let got = f64::from(be.download_vec(&loss).unwrap()[0]);
+        let rel = (got - want).abs() / want;
+        println!("mse over {n} elements: relative error {rel:.2e}");
+        assert!(
+            rel < 64.0 * f64::from(f32::EPSILON) / 2.0,
+            "{got} vs {want}"
+        );
+    });
+}
+
+/// The loss kernels that decode a linear workgroup index give the same bits with the
+/// per-dimension limit lowered to 5 (dispatches spread over x, y and z).
+#[test]
+fn loss_kernels_undo_the_split() {
+    let (plain, mut split) = match (WgpuBackend::new(), WgpuBackend::new()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return println!("skipped: loss_kernels_undo_the_split: {e}"),
+    };
+    split.limit_workgroups_per_dimension(5);
+    let run = |be: &WgpuBackend| -> Vec<f32> {
+        let mut out = Vec::new();
+        // MSE: 31 partial sums.
+        let n = 31 * 4096 - 7;
+        let (a, b) = (pattern(n, 3, -1.0, 2.0), pattern(n, 4, -1.0, 2.0));
+        let (ab, bb) = (be.upload(&a).unwrap(), be.upload(&b).unwrap());
+        let mut l = be.alloc(1).unwrap();
+        be.mse_forward(&ab, &bb, &mut l).unwrap();
+        out.extend(be.download_vec(&l).unwrap());
+        // Sims: 6·7 = 42 token rows.
+        let (batch, tokens, dim) = (6, 7, 33);
+        let n = batch * tokens * dim;
+        let (a, b) = (pattern(n, 5, -1.0, 2.0), pattern(n, 6, -1.0, 2.0));
+        let (ab, bb) = (be.upload(&a).unwrap(), be.upload(&b).unwrap());
+        be.sims_forward(&ab, &bb, batch, tokens, dim, &mut l)
+            .unwrap();
+        out.extend(be.download_vec(&l).unwrap());
+        let (mut da, mut db) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+        be.sims_backward(
+            &ab,
+            &bb,
+            batch,
+            tokens,
+            dim,
+            1.0,
+            Some(&mut da),
+            Some(&mut db),
+        )
+        .unwrap();
+        out.extend(be.download_vec(&da).unwrap());
+        out.extend(be.download_vec(&db).unwrap());
+        // CKA: 37 rows, both estimators.
+        let m = 37;
+        let (k, g) = (pattern(m * m, 7, -1.0, 2.0), pattern(m * m, 8, -1.0, 2.0));
+        let (kb, gb) = (be.upload(&k).unwrap(), be.upload(&g).unwrap());
+        for est in [
+            brain_core::HsicEstimator::Biased,
+            brain_core::HsicEstimator::Unbiased,
+        ] {
+            let mut o = be.alloc(4).unwrap();
+            be.cka_grams_forward(&kb, &gb, m, est, &mut o).unwrap();
+            out.extend(be.download_vec(&o).unwrap());
+            let (mut dk, mut dl) = (be.alloc(m * m).unwrap(), be.alloc(m * m).unwrap());
+            be.cka_grams_backward(&kb, &gb, m, est, 1.0, Some(&mut dk), Some(&mut dl))
+                .unwrap();
+            out.extend(be.download_vec(&dk).unwrap());
+            out.extend(be.download_vec(&dl).unwrap());
+        }
+        out
+    };
+    let (want, got) = (run(&plain), run(&split));
+    assert_eq!(want.len(), got.len());
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w.to_bits(), g.to_bits(), "element {i}: {g} split vs {w}");
+    }
+}
+
+/// CKA on Grams that are not symmetric (the contract treats K and L as general
+/// matrices): the unbiased estimator's asymmetry correction and both gradients
+/// against the f64 reference; and Grams of features with a large mean (20 ± 0.5),
+/// where HSIC is a small difference of large uncentred sums: summing centred
+/// entries keeps the forward within a few u of its value (the uncentred closed form
+/// in f32 gives 4.2 for an HSIC of 0.32 on such data), and the gradient within a few
+/// u of the uncentred entries' scale, the rounding of the f32 Grams themselves.
+#[test]
+fn cka_general_and_offset_grams() {
+    with("cka_general_and_offset_grams", |be| {
+        let or = brain_core::reference::ReferenceBackend::<f64>::new();
+        let u = f64::from(f32::EPSILON) / 2.0;
+        let gram = |x: &[f32], n: usize, p: usize| -> Vec<f32> {
+            let mut g = vec![0.0f32; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    let s: f64 = (0..p)
+                        .map(|c| f64::from(x[i * p + c]) * f64::from(x[j * p + c]))
+                        .sum();
+                    g[i * n + j] = s as f32;
+                }
+            }
+            g
+        };
+        let (n, p) = (23, 16);
+        let fa = pattern(n * p, 11, -1.0, 2.0);
+        let fb: Vec<f32> = fa
+            .iter()
+            .zip(pattern(n * p, 12, -1.0, 2.0))
+            .map(|(x, y)| x + y)
+            .collect();
+        // Grams plus a non-symmetric perturbation.
+        let skew = |g: Vec<f32>, seed: u64| -> Vec<f32> {
+            g.iter()
+                .zip(pattern(n * n, seed, -0.5, 1.0))
+                .map(|(g, e)| g + e)
+                .collect()
+        };
+        let off = |x: &[f32]| -> Vec<f32> { x.iter().map(|v| v + 20.0).collect() };
+        let cases = [
+            (
+                "general",
+                skew(gram(&fa, n, p), 9),
+                skew(gram(&fb, n, p), 10),
+            ),
+            ("offset", gram(&off(&fa), n, p), gram(&off(&fb), n, p)),
+        ];
+        for (name, k, l) in cases {
+            let (kb, lb) = (be.upload(&k).unwrap(), be.upload(&l).unwrap());
+            let (k, l) = (to_f64(&k), to_f64(&l));
+            let max_abs = |x: &[f64]| x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let (km, lm) = (max_abs(&k), max_abs(&l));
+            for est in [
+                brain_core::HsicEstimator::Biased,
+                brain_core::HsicEstimator::Unbiased,
+            ] {
+                let mut ob = be.alloc(4).unwrap();
+                be.cka_grams_forward(&kb, &lb, n, est, &mut ob).unwrap();
+                let mut want = vec![0.0; 4];
+                or.cka_grams_forward(&k, &l, n, est, &mut want).unwrap();
+                let scale = 0.75;
+                let (mut dkb, mut dlb) = (be.alloc(n * n).unwrap(), be.alloc(n * n).unwrap());
+                be.cka_grams_backward(&kb, &lb, n, est, scale, Some(&mut dkb), Some(&mut dlb))
+                    .unwrap();
+                let (mut dk, mut dl) = (vec![0.0; n * n], vec![0.0; n * n]);
+                or.cka_grams_backward(&k, &l, n, est, scale, Some(&mut dk), Some(&mut dl))
+                    .unwrap();
+                // Gradient scale: |scale|/norm·(α·max|L| + 2|β|·max|K|) (dk; dl swaps).
+                let nf = n as f64;
+                let norm = match est {
+                    brain_core::HsicEstimator::Biased => (nf - 1.0) * (nf - 1.0),
+                    brain_core::HsicEstimator::Unbiased => nf * (nf - 3.0),
+                };
+                let alpha = 1.0 / (want[2] * want[3]).sqrt();
+                let cka = want[1] * alpha;
+                let (beta, gamma) = (0.5 * cka / want[2], 0.5 * cka / want[3]);
+                let f = scale / norm;
+                let gk = f * (alpha * lm + 2.0 * beta.abs() * km);
+                let gl = f * (alpha * km + 2.0 * gamma.abs() * lm);
+                // Each output within 64·u of max(1, its magnitude).
+                let out_tol: Vec<f64> = want.iter().map(|w| 64.0 * u * w.abs().max(1.0)).collect();
+                for (what, got, want, tol) in [
+                    ("out", to_f64(&be.download_vec(&ob).unwrap()), want, out_tol),
+                    (
+                        "dk",
+                        to_f64(&be.download_vec(&dkb).unwrap()),
+                        dk,
+                        vec![64.0 * u * gk; n * n],
+                    ),
+                    (
+                        "dl",
+                        to_f64(&be.download_vec(&dlb).unwrap()),
+                        dl,
+                        vec![64.0 * u * gl; n * n],
+                    ),
+                ] {
+                    assert!(want.iter().all(|v| v.is_finite()), "{name} {est:?} {what}");
+                    // The largest error as a fraction of its tolerance.
+                    let worst = got
+                        .iter()
+                        .zip(&want)
+                        .zip(&tol)
+                        .fold(0.0f64, |m, ((g, w), t)| m.max((g - w).abs() / t));
+                    println!(
+                        "cka {name} {est:?} {what}: worst error {worst:.3} of its tolerance, \
+                         largest value {:.2e}",
+                        max_abs(&want)
+                    );
+                    assert!(
+                        worst <= 1.0,
+                        "cka {name} {est:?} {what}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    });
+}
