@@ -1,51 +1,160 @@
-//! random kernels on wgpu: not written yet (issue 6).
+//! Philox4x32-10 streams (bit-identical to `brain_core::philox`): raw words, uniform
+//! and normal fills, and dropout, whose mask is regenerated from `(seed, offset)`.
+//! One invocation per Philox block of four words.
 
-use crate::{not_yet, WgpuBackend, WgpuBuffer};
-use brain_core::*;
+use crate::gpu::{Kernel, Params, Shader, READ_RW};
+use crate::{same_len, WgpuBackend, WgpuBuffer, WG};
+use brain_core::{check, Dropout, Result};
 
+static SHADER: Shader = shader!("random.wgsl");
+const OUT: crate::gpu::Bindings = &[(3, false)];
+const FILL_UNIFORM: Kernel = Kernel::new(&SHADER, "fill_uniform", OUT);
+const FILL_NORMAL: Kernel = Kernel::new(&SHADER, "fill_normal", OUT);
+const PHILOX_BITS: Kernel = Kernel::new(&SHADER, "philox_bits", OUT);
+const DROPOUT: Kernel = Kernel::new(&SHADER, "dropout", READ_RW);
+
+/// What a stream kernel needs besides its buffers.
+struct Stream {
+    /// Elements of the output.
+    n: usize,
+    /// Philox words the output consumes (`n`, or `n/2` for `philox_bits`).
+    words: usize,
+    seed: u64,
+    offset: u64,
+    /// Dropout's threshold on the 24-bit integer.
+    threshold: u32,
+    /// Mean (fill_normal) or keep scale (dropout).
+    a: f64,
+    /// Standard deviation (fill_normal).
+    b: f64,
+}
+
+impl Stream {
+    fn new(n: usize, seed: u64, offset: u64) -> Self {
+        Stream {
+            n,
+            words: n,
+            seed,
+            offset,
+            threshold: 0,
+            a: 0.0,
+            b: 0.0,
+        }
+    }
+}
+
+/// One invocation per block of four words.
+fn launch(
+    be: &WgpuBackend,
+    op: &'static str,
+    kernel: Kernel,
+    s: &Stream,
+    buffers: &[&wgpu::Buffer],
+) -> Result<()> {
+    let word = |v: u64| v as u32 as usize;
+    let params = Params::new()
+        .u(op, s.n)?
+        .u(op, word(s.seed))?
+        .u(op, word(s.seed >> 32))?
+        .u(op, word(s.offset))?
+        .u(op, word(s.offset >> 32))?
+        .u(op, s.threshold as usize)?
+        .f(s.a)
+        .f(s.b);
+    let blocks = (s.words as u64).div_ceil(4);
+    be.gpu
+        .dispatch(op, kernel, &params, buffers, blocks.div_ceil(WG))
+}
+
+/// `y = x·keep/(1−p)`.
 pub(crate) fn dropout_forward(
-    _be: &WgpuBackend,
-    _d: &Dropout,
-    _x: &WgpuBuffer,
-    _y: &mut WgpuBuffer,
+    be: &WgpuBackend,
+    d: &Dropout,
+    x: &WgpuBuffer,
+    y: &mut WgpuBuffer,
 ) -> Result<()> {
-    Err(not_yet("dropout_forward"))
+    const OP: &str = "dropout_forward";
+    check::dropout(OP, d)?;
+    same_len(OP, "y", y.len, x.len)?;
+    dropout(be, OP, d, x, y)
 }
 
+/// `dx = dy·keep/(1−p)`, the forward pass's mask.
 pub(crate) fn dropout_backward(
-    _be: &WgpuBackend,
-    _d: &Dropout,
-    _dy: &WgpuBuffer,
-    _dx: &mut WgpuBuffer,
+    be: &WgpuBackend,
+    d: &Dropout,
+    dy: &WgpuBuffer,
+    dx: &mut WgpuBuffer,
 ) -> Result<()> {
-    Err(not_yet("dropout_backward"))
+    const OP: &str = "dropout_backward";
+    check::dropout(OP, d)?;
+    same_len(OP, "dx", dx.len, dy.len)?;
+    dropout(be, OP, d, dy, dx)
 }
 
+fn dropout(
+    be: &WgpuBackend,
+    op: &'static str,
+    d: &Dropout,
+    src: &WgpuBuffer,
+    dst: &WgpuBuffer,
+) -> Result<()> {
+    let s = Stream {
+        threshold: d.threshold(),
+        a: d.keep_scale(),
+        ..Stream::new(src.len, d.seed, d.offset)
+    };
+    launch(be, op, DROPOUT, &s, &[&src.buf, &dst.buf])
+}
+
+/// `out[i]` = (top 24 bits of word `i`)·2⁻²⁴.
 pub(crate) fn fill_uniform(
-    _be: &WgpuBackend,
-    _out: &mut WgpuBuffer,
-    _seed: u64,
-    _offset: u64,
+    be: &WgpuBackend,
+    out: &mut WgpuBuffer,
+    seed: u64,
+    offset: u64,
 ) -> Result<()> {
-    Err(not_yet("fill_uniform"))
+    let s = Stream::new(out.len, seed, offset);
+    launch(be, "fill_uniform", FILL_UNIFORM, &s, &[&out.buf])
 }
 
+/// `out[i] = mean + std·z_i`, Box–Muller on word pairs.
 pub(crate) fn fill_normal(
-    _be: &WgpuBackend,
-    _out: &mut WgpuBuffer,
-    _seed: u64,
-    _offset: u64,
-    _mean: f64,
-    _std: f64,
+    be: &WgpuBackend,
+    out: &mut WgpuBuffer,
+    seed: u64,
+    offset: u64,
+    mean: f64,
+    std: f64,
 ) -> Result<()> {
-    Err(not_yet("fill_normal"))
+    let s = Stream {
+        a: mean,
+        b: std,
+        ..Stream::new(out.len, seed, offset)
+    };
+    launch(be, "fill_normal", FILL_NORMAL, &s, &[&out.buf])
 }
 
+/// `out[2i]` = high 16 bits of word `i`, `out[2i+1]` = low 16 bits.
 pub(crate) fn philox_bits(
-    _be: &WgpuBackend,
-    _out: &mut WgpuBuffer,
-    _seed: u64,
-    _offset: u64,
+    be: &WgpuBackend,
+    out: &mut WgpuBuffer,
+    seed: u64,
+    offset: u64,
 ) -> Result<()> {
-    Err(not_yet("philox_bits"))
+    const OP: &str = "philox_bits";
+    if out.len % 2 != 0 {
+        return Err(check::invalid(
+            OP,
+            format!(
+                "output length {} must be even (two halves per word)",
+                out.len
+            ),
+        ));
+    }
+    let s = Stream {
+        words: out.len / 2,
+        ..Stream::new(out.len, seed, offset)
+    };
+    launch(be, OP, PHILOX_BITS, &s, &[&out.buf])
 }
