@@ -3,7 +3,7 @@
 //! empty buffers, and typed errors. Each test prints `skipped: …` without an adapter.
 
 use backend_wgpu::WgpuBackend;
-use brain_core::{Activation, Backend, BrainError, Gemm};
+use brain_core::{Activation, Backend, BrainError, Gemm, RowReduce};
 
 fn with(test: &str, body: impl FnOnce(&WgpuBackend)) {
     conformance::with_backend(WgpuBackend::new().map_err(|e| e.to_string()), test, body);
@@ -951,4 +951,296 @@ fn random_and_adamw_on_empty_buffers() {
         assert_eq!(be.download_vec(&norm).unwrap(), vec![0.0]);
         be.sync().unwrap();
     });
+}
+
+/// Norms and row reductions where the conformance shapes do not reach: rows longer
+/// than a workgroup's chunked share (200 000 values), parameter gradients over enough
+/// rows (40 000) for three levels of column sums, GroupNorm with one value per
+/// channel (one invocation per channel segment) and with long channels. Constant data
+/// is the worst case for a sequential f32 sum (the rounding errors all lean the same
+/// way): the blocked orders stay within a few dozen u of the exact sum. Results are
+/// also bit-identical from run to run (the summation order is fixed).
+#[test]
+fn norms_and_reductions_long_and_many_rows() {
+    with("norms_and_reductions_long_and_many_rows", |be| {
+        let u = f64::from(f32::EPSILON) / 2.0;
+        let tenth = f64::from(0.1f32);
+        let rel = |got: f32, want: f64| (f64::from(got) - want).abs() / want.abs();
+
+        // reduce_rows: Σ over 200 000 copies of 0.1f32, and the mean.
+        let cols = 200_000;
+        let x = be.upload(&vec![0.1f32; 2 * cols]).unwrap();
+        let mut out = be.alloc(2).unwrap();
+        for (op, want) in [
+            (RowReduce::Sum, tenth * cols as f64),
+            (RowReduce::Mean, tenth),
+            (
+                RowReduce::SumSquares,
+                f64::from(0.1f32 * 0.1f32) * cols as f64,
+            ),
+        ] {
+            be.reduce_rows(op, &x, &mut out, 2, cols).unwrap();
+            for got in be.download_vec(&out).unwrap() {
+                assert!(rel(got, want) <= 80.0 * u, "{op:?}: {got} vs {want}");
+            }
+        }
+
+        // LayerNorm over a 200 000-long row offset by 100: the mean to a few u.
+        let xs: Vec<f32> = (0..cols).map(|i| 100.0 + (i % 7) as f32 * 0.25).collect();
+        let want_mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / cols as f64;
+        let xb = be.upload(&xs).unwrap();
+        let ones = be.upload(&vec![1.0; cols]).unwrap();
+        let zeros = be.alloc(cols).unwrap();
+        let (mut y, mut m, mut r) = (
+            be.alloc(cols).unwrap(),
+            be.alloc(1).unwrap(),
+            be.alloc(1).unwrap(),
+        );
+        be.layernorm_forward(&xb, &ones, &zeros, &mut y, &mut m, &mut r, 1, cols, 1e-5)
+            .unwrap();
+        let got_mean = be.download_vec(&m).unwrap()[0];
+        assert!(
+            rel(got_mean, want_mean) <= 4.0 * u,
+            "mean {got_mean} vs {want_mean}"
+        );
+
+        // LayerNorm backward over 40 000 rows of 3: dβ = Σ dy over the rows.
+        let (rows, cols) = (40_000, 3);
+        let xs: Vec<f32> = (0..rows * cols).map(|i| (i % 5) as f32 - 2.0).collect();
+        let xb = be.upload(&xs).unwrap();
+        let g = be.upload(&[1.0, 0.5, -1.0]).unwrap();
+        let zeros = be.alloc(cols).unwrap();
+        let (mut y, mut m, mut r) = (
+            be.alloc(rows * cols).unwrap(),
+            be.alloc(rows).unwrap(),
+            be.alloc(rows).unwrap(),
+        );
+        be.layernorm_forward(&xb, &g, &zeros, &mut y, &mut m, &mut r, rows, cols, 1e-5)
+            .unwrap();
+        let dy = be.upload(&vec![0.1f32; rows * cols]).unwrap();
+        let run = || {
+            let mut dx = be.alloc(rows * cols).unwrap();
+            let mut dg = be.alloc(cols).unwrap();
+            let mut db = be.upload(&[1.0; 3]).unwrap();
+            be.layernorm_backward(&dy, &xb, &g, &m, &r, &mut dx, &mut dg, &mut db, rows, cols)
+                .unwrap();
+            (
+                be.download_vec(&dx).unwrap(),
+                be.download_vec(&dg).unwrap(),
+                be.download_vec(&db).unwrap(),
+            )
+        };
+        let first = run();
+        assert_eq!(first, run(), "layernorm_backward is not deterministic");
+        let want = 1.0 + tenth * rows as f64;
+        for &got in &first.2 {
+            assert!(rel(got, want) <= 80.0 * u, "dbeta {got} vs {want}");
+        }
+        // x̂ per row, from the saved statistics, summed in f64.
+        let (mh, rh) = (be.download_vec(&m).unwrap(), be.download_vec(&r).unwrap());
+        for c in 0..cols {
+            let (mut want, mut abs) = (0.0f64, 0.0f64);
+            for row in 0..rows {
+                let xhat = (xs[row * cols + c] - mh[row]) * rh[row];
+                let t = f64::from(0.1f32 * xhat);
+                want += t;
+                abs += t.abs();
+            }
+            let err = (f64::from(first.1[c]) - want).abs();
+            assert!(
+                err <= 80.0 * u * abs,
+                "dgamma[{c}] {} vs {want}",
+                first.1[c]
+            );
+        }
+
+        // GroupNorm backward, batch 300 (three levels would need more; two here) with
+        // one value per channel, and batch 2 with 5000 values per channel.
+        for (batch, channels, groups, spatial) in [(300, 12, 3, 1), (2, 6, 2, 5000)] {
+            let s = brain_core::GroupNormShape {
+                batch,
+                channels,
+                spatial,
+                groups,
+            };
+            let n = batch * channels * spatial;
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 * 0.5 - 2.0).collect();
+            let xb = be.upload(&xs).unwrap();
+            let gamma = be.upload(&vec![1.0; channels]).unwrap();
+            let zeros = be.alloc(channels).unwrap();
+            let (mut y, mut m, mut r) = (
+                be.alloc(n).unwrap(),
+                be.alloc(batch * groups).unwrap(),
+                be.alloc(batch * groups).unwrap(),
+            );
+            be.groupnorm_forward(&xb, &gamma, &zeros, &mut y, &mut m, &mut r, &s, 1e-5)
+                .unwrap();
+            let dy = be.upload(&vec![0.1f32; n]).unwrap();
+            let (mut dx, mut dg, mut db) = (
+                be.alloc(n).unwrap(),
+                be.alloc(channels).unwrap(),
+                be.alloc(channels).unwrap(),
+            );
+            be.groupnorm_backward(&dy, &xb, &gamma, &m, &r, &mut dx, &mut dg, &mut db, &s)
+                .unwrap();
+            let want = tenth * (batch * spatial) as f64;
+            for got in be.download_vec(&db).unwrap() {
+                assert!(
+                    rel(got, want) <= 80.0 * u,
+                    "groupnorm dbeta {got} vs {want}"
+                );
+            }
+            // dy constant and γ = 1: dx = rstd·(0.1 − 0.1 − x̂·mean(0.1·x̂)) ≈ 0.
+            let worst = be
+                .download_vec(&dx)
+                .unwrap()
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()));
+            assert!(worst < 1e-5, "groupnorm dx should vanish, got {worst}");
+        }
+    });
+}
+
+/// The norm and reduction kernels under a dispatch split over x, y and z (the
+/// per-dimension limit lowered to 5, so 26 to 125 workgroups reach z), against the f64
+/// reference: long rows (one per workgroup) and short rows (several per workgroup).
+#[test]
+fn norms_and_reductions_undo_the_split() {
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: norms_and_reductions_undo_the_split: {e}"),
+    };
+    be.limit_workgroups_per_dimension(5);
+    let or = brain_core::reference::ReferenceBackend::<f64>::new();
+    let up = |v: &[f64]| {
+        be.upload(&v.iter().map(|&x| x as f32).collect::<Vec<_>>())
+            .unwrap()
+    };
+    let down = |b: &backend_wgpu::WgpuBuffer| -> Vec<f64> {
+        be.download_vec(b)
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let close = |what: &str, got: &[f64], want: &[f64]| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{what}[{i}]: {g} vs {w}"
+            );
+        }
+    };
+    let vals = |n: usize, m: usize| -> Vec<f64> {
+        (0..n).map(|i| ((i * 7) % m) as f64 * 0.25 - 1.0).collect()
+    };
+
+    // LayerNorm: 110 rows of 300 (a workgroup each: 5×5×5, the last layer partly
+    // idle), and 7000 rows of 3 (64 per workgroup: 110 workgroups; the parameter
+    // gradients' 55 blocks of 128 rows).
+    for (rows, cols) in [(110, 300), (7000, 3)] {
+        let (x, g, b, dy) = (
+            vals(rows * cols, 13),
+            vals(cols, 5),
+            vals(cols, 3),
+            vals(rows * cols, 9),
+        );
+        let (xb, gb, bb) = (up(&x), up(&g), up(&b));
+        let (mut yb, mut mb, mut rb) = (
+            be.alloc(rows * cols).unwrap(),
+            be.alloc(rows).unwrap(),
+            be.alloc(rows).unwrap(),
+        );
+        be.layernorm_forward(&xb, &gb, &bb, &mut yb, &mut mb, &mut rb, rows, cols, 1e-5)
+            .unwrap();
+        let (mut y, mut m, mut r) = (vec![0.0; rows * cols], vec![0.0; rows], vec![0.0; rows]);
+        or.layernorm_forward(&x, &g, &b, &mut y, &mut m, &mut r, rows, cols, 1e-5)
+            .unwrap();
+        close("layernorm y", &down(&yb), &y);
+        close("layernorm rstd", &down(&rb), &r);
+        let (mut dxb, mut dgb, mut dbb) = (
+            be.alloc(rows * cols).unwrap(),
+            be.alloc(cols).unwrap(),
+            be.alloc(cols).unwrap(),
+        );
+        be.layernorm_backward(
+            &up(&dy),
+            &xb,
+            &gb,
+            &mb,
+            &rb,
+            &mut dxb,
+            &mut dgb,
+            &mut dbb,
+            rows,
+            cols,
+        )
+        .unwrap();
+        let (mut dx, mut dg, mut db) = (vec![0.0; rows * cols], vec![0.0; cols], vec![0.0; cols]);
+        or.layernorm_backward(&dy, &x, &g, &m, &r, &mut dx, &mut dg, &mut db, rows, cols)
+            .unwrap();
+        close("layernorm dx", &down(&dxb), &dx);
+        close("layernorm dgamma", &down(&dgb), &dg);
+        close("layernorm dbeta", &down(&dbb), &db);
+    }
+
+    // GroupNorm: 37·3 = 111 groups of 2·128 values, a workgroup each.
+    let s = brain_core::GroupNormShape {
+        batch: 37,
+        channels: 6,
+        spatial: 128,
+        groups: 3,
+    };
+    let (n, ng) = (37 * 6 * 128, 37 * 3);
+    let (x, g, b, dy) = (vals(n, 13), vals(6, 5), vals(6, 3), vals(n, 9));
+    let (xb, gb, bb) = (up(&x), up(&g), up(&b));
+    let (mut yb, mut mb, mut rb) = (
+        be.alloc(n).unwrap(),
+        be.alloc(ng).unwrap(),
+        be.alloc(ng).unwrap(),
+    );
+    be.groupnorm_forward(&xb, &gb, &bb, &mut yb, &mut mb, &mut rb, &s, 1e-5)
+        .unwrap();
+    let (mut y, mut m, mut r) = (vec![0.0; n], vec![0.0; ng], vec![0.0; ng]);
+    or.groupnorm_forward(&x, &g, &b, &mut y, &mut m, &mut r, &s, 1e-5)
+        .unwrap();
+    close("groupnorm y", &down(&yb), &y);
+    let (mut dxb, mut dgb, mut dbb) = (
+        be.alloc(n).unwrap(),
+        be.alloc(6).unwrap(),
+        be.alloc(6).unwrap(),
+    );
+    be.groupnorm_backward(
+        &up(&dy),
+        &xb,
+        &gb,
+        &mb,
+        &rb,
+        &mut dxb,
+        &mut dgb,
+        &mut dbb,
+        &s,
+    )
+    .unwrap();
+    let (mut dx, mut dg, mut db) = (vec![0.0; n], vec![0.0; 6], vec![0.0; 6]);
+    or.groupnorm_backward(&dy, &x, &g, &m, &r, &mut dx, &mut dg, &mut db, &s)
+        .unwrap();
+    close("groupnorm dx", &down(&dxb), &dx);
+    close("groupnorm dgamma", &down(&dgb), &dg);
+    close("groupnorm dbeta", &down(&dbb), &db);
+
+    // reduce_rows: 120 rows of 300 (a workgroup each) and 7000 rows of 3 (64 per
+    // workgroup: 110 workgroups).
+    for (rows, cols) in [(120, 300), (7000, 3)] {
+        let x = vals(rows * cols, 17);
+        let xb = up(&x);
+        for op in [RowReduce::Sum, RowReduce::Max, RowReduce::LogSumExp] {
+            let mut ob = be.alloc(rows).unwrap();
+            be.reduce_rows(op, &xb, &mut ob, rows, cols).unwrap();
+            let mut want = vec![0.0; rows];
+            or.reduce_rows(op, &x, &mut want, rows, cols).unwrap();
+            close("reduce_rows", &down(&ob), &want);
+        }
+    }
 }
