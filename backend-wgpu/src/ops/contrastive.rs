@@ -45,11 +45,19 @@ const CLIP_LOGITS: Kernel = Kernel::new(&SHADER, "clip_logits", IN3_OUT);
 const CLIP_DP_ROWS: Kernel = Kernel::new(&SHADER, "clip_dp_rows", IN3_OUT);
 const CLIP_WTT_ROWS: Kernel = Kernel::new(&SHADER, "clip_wtt_rows", IN5_OUT);
 const DIAG_AXPY: Kernel = Kernel::new(&SHADER, "diag_axpy", IN2_OUT);
+const GRAM_PARTIAL: Kernel = Kernel::new(&SHADER, "gram_partial", IN2_OUT);
+const GRAM_REDUCE: Kernel = Kernel::new(&SHADER, "gram_reduce", IN1_OUT);
 
 /// Values per chunk of a row sum (the shader's `CHUNK`).
 const CHUNK: usize = 4096;
 /// Words per index of the statistics buffer (the shader's `STATS`).
 const STATS_STRIDE: usize = 8;
+/// Side of the Gram tiles (the shader's `GBM`) and the depth step (`GBK`).
+const GRAM_TILE: usize = 64;
+const GRAM_STEP: usize = 16;
+/// Least depth per chunk of the Gram pass, and about how many workgroups it aims at.
+const GRAM_MIN_DEPTH: usize = 1024;
+const GRAM_GROUPS: usize = 512;
 /// Invocations per workgroup.
 const WG: u64 = 256;
 
@@ -58,7 +66,7 @@ const FLAG_TT: u32 = 1;
 /// Row sums: store the square root.
 const FLAG_SQRT: u32 = 2;
 
-/// The shader's `Params`: count, rows, cols, chunks, flags, scale, 1/τ.
+/// The shader's `Params`: count, rows, cols, chunks, flags, scale, 1/τ, offset, kc.
 struct P {
     count: usize,
     rows: usize,
@@ -67,6 +75,8 @@ struct P {
     flags: u32,
     scale: f64,
     inv_tau: f64,
+    offset: usize,
+    kc: usize,
 }
 
 impl P {
@@ -79,6 +89,8 @@ impl P {
             flags: 0,
             scale: 0.0,
             inv_tau: 0.0,
+            offset: 0,
+            kc: 0,
         }
     }
     fn count(self, count: usize) -> Self {
@@ -96,7 +108,8 @@ impl P {
             .u(op, self.flags as usize)?
             .f(self.scale)
             .f(self.inv_tau)
-            .u(op, 0)
+            .u(op, self.offset)?
+            .u(op, self.kc)
     }
 }
 
@@ -417,11 +430,59 @@ pub(crate) fn clip_grams_forward(
     let (pr, tg) = (&preds.buf, &targets.buf);
     row_dots(be, OP, pr, pr, n, d, false, &p_sq.buf)?;
     row_dots(be, OP, tg, tg, n, d, false, &t_sq.buf)?;
-    // G = A·Tᵀ over the raw rows (k = d), overwritten.
-    let g = Gemm::new(n, n, d).trans(false, true);
-    gemm_unchecked(be, OP, &g, pr, tg, &g_pt.buf)?;
+    grams(be, OP, pr, tg, n, d, &g_pt.buf, g_tt.map(|g| &g.buf))
+}
+
+/// `g_pt = P·Tᵀ` and (when given) `g_tt = T·Tᵀ` over rows of `d`: the stacked
+/// `[P; T]·Tᵀ` in 64×64 tiles, the depth split into chunks so that even one tile
+/// gives the device hundreds of workgroups, then a sum over the chunks.
+fn grams(
+    be: &WgpuBackend,
+    op: &'static str,
+    pr: &wgpu::Buffer,
+    tg: &wgpu::Buffer,
+    n: usize,
+    d: usize,
+    g_pt: &wgpu::Buffer,
+    g_tt: Option<&wgpu::Buffer>,
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let ma = if g_tt.is_some() { 2 * n } else { n };
+    let tiles = ma.div_ceil(GRAM_TILE) * n.div_ceil(GRAM_TILE);
+    let chunks = d
+        .div_ceil(GRAM_MIN_DEPTH)
+        .min(GRAM_GROUPS.div_ceil(tiles))
+        .max(1);
+    let kc = d.div_ceil(chunks).div_ceil(GRAM_STEP) * GRAM_STEP;
+    let chunks = d.div_ceil(kc.max(1)).max(1);
+    let part = be.gpu.alloc(product(op, product(op, chunks, ma)?, n)?)?;
+    let p = P {
+        chunks,
+        kc,
+        ..P::new(n, d).count(ma)
+    };
+    per_group(
+        be,
+        op,
+        GRAM_PARTIAL,
+        &p,
+        &[pr, tg, &part],
+        product(op, tiles, chunks)?,
+    )?;
+    let nn = product(op, n, n)?;
+    let reduce = |offset: usize, out: &wgpu::Buffer| {
+        let p = P {
+            chunks,
+            offset,
+            ..P::new(n, ma).count(nn)
+        };
+        per_element(be, op, GRAM_REDUCE, &p, &[&part, out])
+    };
+    reduce(0, g_pt)?;
     if let Some(g_tt) = g_tt {
-        gemm_unchecked(be, OP, &g, tg, tg, &g_tt.buf)?;
+        reduce(n, g_tt)?;
     }
     Ok(())
 }

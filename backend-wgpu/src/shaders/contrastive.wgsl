@@ -22,7 +22,8 @@ struct Params {
     flags: u32,    // FLAG_TT, FLAG_SQRT
     scale: f32,    // contrastive_grad_*: the loss scale
     inv_tau: f32,  // 1/τ
-    _pad: u32,
+    offset: u32,   // gram_reduce: first row of the stacked Gram to store
+    kc: u32,       // gram_partial: depth per chunk (a multiple of GBK)
 }
 
 // The target-target logits (and their gradients) are present.
@@ -419,6 +420,115 @@ fn clip_wtt_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 // ------------------------------------------------------------------ raw inputs
+
+// The Gram pass, split over the depth d so that a batch of n ≤ 64 rows still fills the
+// device: workgroup (row tile, column tile, chunk) computes a 64×64 tile of A·Tᵀ over
+// d-range [chunk·kc, (chunk + 1)·kc), A = [P; T] stacked (count = n or 2n rows), into
+// out0[(chunk·count + i)·n + j]; gram_reduce sums the chunks. The tile walk is the
+// GEMM's (16×16 invocations, 4×4 outputs each strided by 16, depth 16 per step).
+const GBM: u32 = 64u;
+const GBK: u32 = 16u;
+const GPITCH: u32 = 65u;
+
+var<workgroup> ga: array<f32, 1040>;
+var<workgroup> gb: array<f32, 1040>;
+
+// Row i of [P; T] (in0, in1) at depth l; zero past the rows (the depth is bounded by
+// the caller).
+fn gram_a(i: u32, l: u32) -> f32 {
+    let n = p.rows;
+    if (i < n) {
+        return in0[i * p.cols + l];
+    }
+    if (i < p.count) {
+        return in1[(i - n) * p.cols + l];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(16, 16)
+fn gram_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+    let n = p.rows;
+    let ma = p.count;
+    let tiles_n = (n + GBM - 1u) / GBM;
+    let tiles_m = (ma + GBM - 1u) / GBM;
+    let g = group_index(wid, nwg);
+    if (g >= tiles_n * tiles_m * p.chunks) {
+        return;
+    }
+    let tn = g % tiles_n;
+    let rest = g / tiles_n;
+    let tm = rest % tiles_m;
+    let chunk = rest / tiles_m;
+    let row0 = tm * GBM;
+    let col0 = tn * GBM;
+    let k_start = chunk * p.kc;
+    let k_end = min(k_start + p.kc, p.cols);
+
+    var acc: array<f32, 16>;
+    for (var k0 = k_start; k0 < k_end; k0 += GBK) {
+        // 1024 values of each tile, 4 per invocation, consecutive in depth.
+        for (var r = 0u; r < 4u; r++) {
+            let e = li + 256u * r;
+            let i = e / GBK;
+            let l = e % GBK;
+            var av = 0.0;
+            var bv = 0.0;
+            if (k0 + l < k_end) {
+                av = gram_a(row0 + i, k0 + l);
+                if (col0 + i < n) {
+                    bv = in1[(col0 + i) * p.cols + k0 + l];
+                }
+            }
+            ga[l * GPITCH + i] = av;
+            gb[l * GPITCH + i] = bv;
+        }
+        workgroupBarrier();
+        for (var l = 0u; l < GBK; l++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var r = 0u; r < 4u; r++) {
+                av[r] = ga[l * GPITCH + lid.y + 16u * r];
+                bv[r] = gb[l * GPITCH + lid.x + 16u * r];
+            }
+            for (var r = 0u; r < 4u; r++) {
+                for (var s = 0u; s < 4u; s++) {
+                    acc[r * 4u + s] += av[r] * bv[s];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let i = row0 + lid.y + 16u * r;
+        for (var s = 0u; s < 4u; s++) {
+            let j = col0 + lid.x + 16u * s;
+            if (i < ma && j < n) {
+                out0[(chunk * ma + i) * n + j] = acc[r * 4u + s];
+            }
+        }
+    }
+}
+
+// out0[e] = Σ_chunks in0[chunk·cols·rows + offset·rows + e] over count = n·n elements:
+// the n×n block of the stacked Gram starting at row `offset` (cols = rows of the stack).
+@compute @workgroup_size(256)
+fn gram_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let e = element(wid, nwg, lid);
+    if (e >= p.count) {
+        return;
+    }
+    let stride = p.cols * p.rows;
+    let at = p.offset * p.rows + e;
+    var s = 0.0;
+    for (var c = 0u; c < p.chunks; c++) {
+        s += in0[c * stride + at];
+    }
+    out0[e] = s;
+}
 
 // out0[i,k] += in0[i,i]·in1[i,k] over [rows, cols] (in0 is rows×rows: d_p, or
 // InfoNCE's diagonal w_tt); one invocation per element.
