@@ -9,8 +9,12 @@
 //!   max-subtracted log-sum-exps in f32: at τ = 0.005 every −log-softmax is a sum of
 //!   non-negative brackets; the C_tt gradient uses the lse-free form
 //!   Q_ij·(h_i − S_ij)/(2n), S = C_pt + C_ptᵀ, h_i = Σ_k Q_ik·S_ik.
-//! - The Gram matrices and the input gradients are tiled GEMMs
-//!   ([`gemm_unchecked`](crate::ops::gemm::gemm_unchecked)) plus a diagonal scaling.
+//! - The Gram matrices: `[P; T]·Tᵀ` in 64×64 tiles with the depth d split into chunks
+//!   (≥ 1024 deep, about 512 workgroups in all), so that a batch of 32 rows of 257·768
+//!   is not one workgroup walking the whole depth; the chunks' partials are then summed.
+//! - The input gradients are tiled GEMMs over `[n, d]` (many column tiles, depth n,
+//!   accumulating with beta = 1; [`gemm_unchecked`](crate::ops::gemm::gemm_unchecked))
+//!   plus a diagonal scaling.
 
 use crate::gpu::{Bindings, Kernel, Params, Shader};
 use crate::ops::gemm::gemm_unchecked;
