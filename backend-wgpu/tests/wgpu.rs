@@ -1244,3 +1244,248 @@ fn norms_and_reductions_undo_the_split() {
         }
     }
 }
+
+/// The contrastive family past the sizes the shared suite reaches, with the dispatch
+/// split over x, y and z (8 workgroups per dimension): rows longer than one 4096-value
+/// chunk of the row sums (partials, then a second tree), a Gram pass split over many
+/// depth chunks and over several tiles, and n = 300 logits (more than one value per
+/// invocation in every per-index reduction) at τ = 0.005.
+#[test]
+fn contrastive_long_rows_and_many_logits() {
+    use brain_core::ContrastiveLoss::{InfoNce, SoftClip};
+    use conformance::data::{Oracle, Rng};
+    use conformance::tolerance::{check_close, check_close_with, Tol};
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: contrastive_long_rows_and_many_logits: {e}"),
+    };
+    be.limit_workgroups_per_dimension(8);
+    let or = Oracle::new();
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let f32s = |v: Vec<f64>| -> Vec<f64> { v.iter().map(|&x| f64::from(x as f32)).collect() };
+    let up = |v: &[f64]| {
+        be.upload(&v.iter().map(|&x| x as f32).collect::<Vec<_>>())
+            .unwrap()
+    };
+    let down = |b: &backend_wgpu::WgpuBuffer| -> Vec<f64> {
+        be.download_vec(b)
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let ok = |r: Result<(), String>| r.unwrap_or_else(|m| panic!("{m}"));
+    let mut r = Rng::new(7);
+
+    // Row normalisation over 3 rows of 3·4096 + 17: trees of trees, error ~30·u.
+    const TREE: &str = "tree sums: ~(16 + 8 + 2)·u of the row's scale";
+    let (rows, cols) = (3, 3 * 4096 + 17);
+    let x = f32s(r.vec(rows * cols, -1.0, 1.0));
+    let dy = f32s(r.vec(rows * cols, -1.0, 1.0));
+    let (mut yb, mut nb, mut dxb) = (
+        be.alloc(rows * cols).unwrap(),
+        be.alloc(rows).unwrap(),
+        be.alloc(rows * cols).unwrap(),
+    );
+    let xb = up(&x);
+    be.l2_normalize_rows_forward(&xb, &mut yb, &mut nb, rows, cols)
+        .unwrap();
+    be.l2_normalize_rows_backward(&up(&dy), &xb, &nb, &mut dxb, rows, cols)
+        .unwrap();
+    let (mut y, mut nr, mut dx) = (
+        vec![0.0; rows * cols],
+        vec![0.0; rows],
+        vec![0.0; rows * cols],
+    );
+    or.l2_normalize_rows_forward(&x, &mut y, &mut nr, rows, cols)
+        .unwrap();
+    or.l2_normalize_rows_backward(&dy, &x, &nr, &mut dx, rows, cols)
+        .unwrap();
+    let t = Tol::new(0.0, 64.0 * u, TREE);
+    ok(check_close("norms", &down(&nb), &nr, t));
+    ok(check_close(
+        "y",
+        &down(&yb),
+        &y,
+        Tol::new(64.0 * u, 64.0 * u, TREE),
+    ));
+    let scale = 1.0 / nr.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+    ok(check_close(
+        "dx",
+        &down(&dxb),
+        &dx,
+        Tol::new(64.0 * u * scale, 64.0 * u, TREE),
+    ));
+
+    // Gram pass: 5 rows of 20 000 (20 depth chunks, one tile) and 70 rows of 3 000
+    // (SoftCLIP: 140 stacked rows, 3×2 tiles, 3 chunks).
+    const GRAM: &str = "sequential f32 sums within a depth chunk of ≤ 1024, then across \
+        the chunks: ≤ (1024 + chunks)·u of Σ|products|; squared norms are trees";
+    for (n, d, kind) in [(5, 20_000, InfoNce), (70, 3_000, SoftClip)] {
+        let soft = kind == SoftClip;
+        let p = f32s(r.vec(n * d, -1.0, 1.0));
+        let t = f32s(r.vec(n * d, -1.0, 1.0));
+        let (mut psb, mut tsb) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+        let (mut gpb, mut gtb) = (up(&vec![7.0; n * n]), up(&vec![7.0; n * n]));
+        be.clip_grams_forward(
+            kind,
+            &up(&p),
+            &up(&t),
+            n,
+            d,
+            &mut psb,
+            &mut tsb,
+            &mut gpb,
+            soft.then_some(&mut gtb),
+        )
+        .unwrap();
+        let (mut ps, mut ts) = (vec![0.0; n], vec![0.0; n]);
+        let (mut gp, mut gt) = (vec![0.0; n * n], vec![0.0; n * n]);
+        or.clip_grams_forward(
+            kind,
+            &p,
+            &t,
+            n,
+            d,
+            &mut ps,
+            &mut ts,
+            &mut gp,
+            soft.then_some(&mut gt),
+        )
+        .unwrap();
+        let abs = |a: &[f64], i: usize, b: &[f64], j: usize| -> f64 {
+            (0..d).map(|k| (a[i * d + k] * b[j * d + k]).abs()).sum()
+        };
+        let k = (1024.0 + d as f64 / 1024.0 + 2.0) * u;
+        ok(check_close(
+            "p_sq",
+            &down(&psb),
+            &ps,
+            Tol::new(0.0, 64.0 * u, GRAM),
+        ));
+        ok(check_close(
+            "t_sq",
+            &down(&tsb),
+            &ts,
+            Tol::new(0.0, 64.0 * u, GRAM),
+        ));
+        ok(check_close_with("g_pt", &down(&gpb), &gp, |x| {
+            Tol::new(k * abs(&p, x / n, &t, x % n), 0.0, GRAM)
+        }));
+        if soft {
+            ok(check_close_with("g_tt", &down(&gtb), &gt, |x| {
+                Tol::new(k * abs(&t, x / n, &t, x % n), 0.0, GRAM)
+            }));
+        }
+    }
+
+    // n = 300 logits at τ = 0.005 (±200), both losses, forward and backward.
+    const LOGITS: &str = "the conformance suite's bound: 16·u·(1 + max|C| + n)";
+    let n = 300;
+    let tau = 0.005;
+    let pt = f32s(r.vec(n * n, -1.0 / tau, 1.0 / tau));
+    let mut tt = r.vec(n * n, -1.0 / tau, 1.0 / tau);
+    for i in 0..n {
+        tt[i * n + i] = 1.0 / tau;
+    }
+    let tt = f32s(tt);
+    let (ptb, ttb) = (up(&pt), up(&tt));
+    let k = 16.0 * u * (1.0 + 1.0 / tau + n as f64);
+    for kind in [SoftClip, InfoNce] {
+        let soft = kind == SoftClip;
+        let mut lb = be.alloc(1).unwrap();
+        be.contrastive_forward(kind, &ptb, soft.then_some(&ttb), n, &mut lb)
+            .unwrap();
+        let mut l = vec![0.0];
+        or.contrastive_forward(kind, &pt, soft.then_some(&tt), n, &mut l)
+            .unwrap();
+        ok(check_close("loss", &down(&lb), &l, Tol::new(k, k, LOGITS)));
+        let (mut dpb, mut dtb) = (be.alloc(n * n).unwrap(), up(&vec![3.0; n * n]));
+        be.contrastive_backward(
+            kind,
+            &ptb,
+            soft.then_some(&ttb),
+            n,
+            1.5,
+            &mut dpb,
+            Some(&mut dtb),
+        )
+        .unwrap();
+        let (mut dp, mut dt) = (vec![0.0; n * n], vec![0.0; n * n]);
+        or.contrastive_backward(
+            kind,
+            &pt,
+            soft.then_some(&tt),
+            n,
+            1.5,
+            &mut dp,
+            Some(&mut dt),
+        )
+        .unwrap();
+        let gs = 1.5 / n as f64;
+        ok(check_close(
+            "dlogits_pt",
+            &down(&dpb),
+            &dp,
+            Tol::new(k * gs, k, LOGITS),
+        ));
+        let cmax = 1.0 + 1.0 / tau + n as f64;
+        ok(check_close(
+            "dlogits_tt",
+            &down(&dtb),
+            &dt,
+            Tol::new(k * gs * cmax, k, LOGITS),
+        ));
+    }
+}
+
+/// NaN and ±Inf through the contrastive kernels as through the oracle: a NaN or +Inf
+/// logit makes the loss NaN; a NaN row of the normalisation stays NaN; the Gram of a
+/// NaN input is NaN where the oracle's is.
+#[test]
+fn contrastive_nonfinite() {
+    use brain_core::ContrastiveLoss::{InfoNce, SoftClip};
+    with("contrastive_nonfinite", |be| {
+        let n = 4;
+        let base: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 - 2.0).collect();
+        for bad in [f32::NAN, f32::INFINITY] {
+            for kind in [SoftClip, InfoNce] {
+                let mut pt = base.clone();
+                pt[6] = bad;
+                let (ptb, ttb) = (be.upload(&pt).unwrap(), be.upload(&base).unwrap());
+                let mut lb = be.alloc(1).unwrap();
+                be.contrastive_forward(kind, &ptb, Some(&ttb), n, &mut lb)
+                    .unwrap();
+                let l = be.download_vec(&lb).unwrap()[0];
+                assert!(l.is_nan(), "{kind:?} loss with a {bad} logit: {l}");
+                let mut dpb = be.alloc(n * n).unwrap();
+                be.contrastive_backward(kind, &ptb, Some(&ttb), n, 1.0, &mut dpb, None)
+                    .unwrap();
+                let dp = be.download_vec(&dpb).unwrap();
+                // Row 1 and column 2 of the softmaxes hold the bad logit.
+                assert!(
+                    dp[6].is_nan(),
+                    "{kind:?} dlogits at the {bad} logit: {}",
+                    dp[6]
+                );
+            }
+        }
+        // −Inf is an ordinary zero probability.
+        let mut pt = base.clone();
+        pt[6] = f32::NEG_INFINITY;
+        let mut lb = be.alloc(1).unwrap();
+        be.contrastive_forward(InfoNce, &be.upload(&pt).unwrap(), None, n, &mut lb)
+            .unwrap();
+        assert!(be.download_vec(&lb).unwrap()[0].is_finite());
+
+        let mut x = vec![1.0f32; 12];
+        x[5] = f32::NAN;
+        let (mut yb, mut nb) = (be.alloc(12).unwrap(), be.alloc(3).unwrap());
+        be.l2_normalize_rows_forward(&be.upload(&x).unwrap(), &mut yb, &mut nb, 3, 4)
+            .unwrap();
+        let y = be.download_vec(&yb).unwrap();
+        let nr = be.download_vec(&nb).unwrap();
+        assert!(nr[1].is_nan() && y[4..8].iter().all(|v| v.is_nan()));
+        assert!(y[..4].iter().chain(&y[8..]).all(|&v| v == 0.5));
+    });
+}
