@@ -167,27 +167,39 @@ pub enum Command {
     },
 }
 
-fn unavailable(b: BackendChoice) -> Error {
-    let (name, issue) = match b {
-        BackendChoice::Cuda => ("cuda", "the CUDA backend is not built yet"),
-        BackendChoice::Wgpu => ("wgpu", "the wgpu backend is not built yet"),
-        BackendChoice::Cpu => ("cpu", "unreachable"),
-    };
-    Error::Core(brain_core::BrainError::Unsupported(format!(
-        "--backend {name}: {issue} in this binary; use --backend cpu"
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.backend {
+        BackendChoice::Cpu => run_on(&CpuBackend::new(), cli.command),
+        BackendChoice::Wgpu => wgpu_backend().and_then(|be| run_on(&be, cli.command)),
+        BackendChoice::Cuda => Err(Error::Core(brain_core::BrainError::Unsupported(
+            "--backend cuda: the CUDA backend is not built yet in this binary; use --backend \
+             cpu or wgpu"
+                .into(),
+        ))),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_backend() -> Result<backend_wgpu::WgpuBackend> {
+    let be = backend_wgpu::WgpuBackend::new()?;
+    eprintln!("backend: {}", brain_core::Backend::name(&be));
+    Ok(be)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_backend() -> Result<CpuBackend> {
+    Err(Error::Core(brain_core::BrainError::Unsupported(
+        "--backend wgpu: this binary was built without the `wgpu` feature".into(),
     )))
 }
 
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
-    if cli.backend != BackendChoice::Cpu {
-        return Err(unavailable(cli.backend));
-    }
-    let be = CpuBackend::new();
-    match cli.command {
+/// Run `command` on `be` (commands that compute nothing ignore it).
+fn run_on<B: brain_core::Backend>(be: &B, command: Command) -> Result<()> {
+    match command {
         Command::Demo { seed, epochs, out } => {
             let opts = DemoOptions { seed, epochs, out };
-            let runs = demo::run(&be, &opts)?;
+            let runs = demo::run(be, &opts)?;
             demo::print_summary(&runs, &opts.out);
             Ok(())
         }
@@ -215,7 +227,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 out,
                 zscore: !no_zscore,
             };
-            data_cmds::train(&be, &o)
+            data_cmds::train(be, &o)
         }
         Command::FuseTargets {
             layers,
@@ -233,13 +245,13 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             data_cmds::fuse_targets(&inputs, &out, first, last, semantic)
         }
-        Command::Eval { run, data } => data_cmds::eval(&be, &run, &data),
+        Command::Eval { run, data } => data_cmds::eval(be, &run, &data),
         Command::Predict {
             run,
             data,
             split,
             out,
-        } => data_cmds::predict_cmd(&be, &run, &data, &split, &out),
-        Command::Explain { run, data, out } => data_cmds::explain(&be, &run, &data, &out),
+        } => data_cmds::predict_cmd(be, &run, &data, &split, &out),
+        Command::Explain { run, data, out } => data_cmds::explain(be, &run, &data, &out),
     }
 }
