@@ -152,6 +152,8 @@ pub(crate) struct Gpu {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// What the adapter offers (the device enables only what the kernels use).
+    adapter_features: wgpu::Features,
     /// Workgroups per dispatch dimension: the adapter's limit, lowered by tests.
     max_groups: u32,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
@@ -182,6 +184,7 @@ impl Gpu {
             .map(|s| s.to_lowercase());
         let adapter = pick_adapter(adapters, wanted.as_deref())?;
         let info = adapter.get_info();
+        let adapter_features = adapter.features();
         // Ask for everything the adapter offers: larger bindings and dispatches than
         // WebGPU's defaults.
         let limits = adapter.limits();
@@ -210,6 +213,7 @@ impl Gpu {
         Ok(Gpu {
             max_groups: limits.max_compute_workgroups_per_dimension.max(1),
             limits,
+            adapter_features,
             device,
             queue,
             info,
@@ -225,6 +229,10 @@ impl Gpu {
 
     pub(crate) fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    pub(crate) fn adapter_features(&self) -> wgpu::Features {
+        self.adapter_features
     }
 
     // ------------------------------------------------------------ buffers

@@ -109,6 +109,12 @@ impl WgpuBackend {
         self.gpu.limits()
     }
 
+    /// The features the adapter offers (e.g. `SHADER_F16`, `TIMESTAMP_QUERY`); the
+    /// device enables only those the kernels use.
+    pub fn adapter_features(&self) -> wgpu::Features {
+        self.gpu.adapter_features()
+    }
+
     /// Use at most `max` workgroups per dispatch dimension (fewer than the adapter
     /// allows), so that tests reach the x/y/z split with small problems.
     #[doc(hidden)]

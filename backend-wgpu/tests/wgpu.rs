@@ -16,13 +16,17 @@ fn adapter_is_described() {
         println!(
             "{}\n  max_storage_buffer_binding_size {}, max_buffer_size {}, \
              max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {}, \
-             max_compute_workgroup_storage_size {}",
+             max_compute_workgroup_storage_size {}, min_storage_buffer_offset_alignment {}\n  \
+             adapter features: {:?}\n  SHADER_F16: {}",
             be.name(),
             l.max_storage_buffer_binding_size,
             l.max_buffer_size,
             l.max_compute_workgroups_per_dimension,
             l.max_compute_invocations_per_workgroup,
-            l.max_compute_workgroup_storage_size
+            l.max_compute_workgroup_storage_size,
+            l.min_storage_buffer_offset_alignment,
+            be.adapter_features(),
+            be.adapter_features().contains(wgpu::Features::SHADER_F16)
         );
         assert!(be.name().starts_with("wgpu ("));
         assert_eq!(be.adapter_info().backend, wgpu::Backend::Vulkan);
