@@ -174,6 +174,8 @@ pub(crate) struct Gpu {
     pool: Arc<Pool>,
     /// A staging buffer kept for the next download.
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// While [`Gpu::time`] runs: the query sets the dispatches write timestamps to.
+    timing: Mutex<Option<Timing>>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     errors: Arc<ErrorSlot>,
@@ -206,9 +208,11 @@ impl Gpu {
         // Ask for everything the adapter offers: larger bindings and dispatches than
         // WebGPU's defaults.
         let limits = adapter.limits();
+        // Timestamps, where offered, for `WgpuBackend::time_on_device`.
+        let required_features = adapter_features & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("brain-wgpu"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits,
             ..Default::default()
         }))
@@ -233,6 +237,7 @@ impl Gpu {
             max_binding: limits.max_storage_buffer_binding_size & !(F32 - 1),
             pool: Arc::new(Pool::new(pool::DEFAULT_CAPACITY)),
             staging: Mutex::new(None),
+            timing: Mutex::new(None),
             limits,
             adapter_features,
             device,
@@ -631,6 +636,9 @@ impl Gpu {
     /// Split `groups` workgroups over x, y, z so that none exceeds the adapter's
     /// max_compute_workgroups_per_dimension; kernels rebuild the linear index.
     pub(crate) fn split(&self, op: &'static str, groups: u64) -> Result<[u32; 3]> {
+        if groups == 0 {
+            return Ok([0, 0, 0]);
+        }
         let max = u64::from(self.max_groups);
         let x = groups.min(max);
         let y = groups.div_ceil(x).min(max);
@@ -752,14 +760,15 @@ impl Gpu {
                 Part::Whole(_) => {}
                 Part::Rows(b, width) => {
                     let row_bytes = width as u64 * F32;
-                    if rows as u64 * row_bytes > b.size() {
+                    let bytes = (rows as u64).saturating_mul(row_bytes);
+                    if bytes > b.size() {
                         return Err(BrainError::Backend(format!(
                             "wgpu: {op}: {rows} rows of {width} elements do not fit a \
                              {}-byte buffer",
                             b.size()
                         )));
                     }
-                    if rows as u64 * row_bytes > self.max_binding {
+                    if bytes > self.max_binding {
                         let fit = (self.max_binding / row_bytes) as usize / step * step;
                         if fit == 0 {
                             return Err(BrainError::Unsupported(format!(
@@ -870,9 +879,14 @@ impl Gpu {
         });
         let mut enc = self.encoder();
         {
+            let mut timing = self.timing.lock().unwrap_or_else(PoisonError::into_inner);
+            let timestamp_writes = match timing.as_mut() {
+                Some(t) => t.next(&self.device),
+                None => None,
+            };
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
-                timestamp_writes: None,
+                timestamp_writes,
             });
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
@@ -880,6 +894,151 @@ impl Gpu {
         }
         self.queue.submit([enc.finish()]);
         Ok(())
+    }
+
+    // ------------------------------------------------------------ timing
+
+    /// Run `f`, timing on the device every dispatch it records (a timestamp at the
+    /// beginning and the end of each compute pass). `None` for the time when the
+    /// adapter offers no timestamps. Waits for the device before and after.
+    pub(crate) fn time<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, Option<DeviceTime>)> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok((f()?, None));
+        }
+        self.sync()?;
+        *self.timing.lock().unwrap_or_else(PoisonError::into_inner) = Some(Timing::default());
+        let out = f();
+        let timing = self
+            .timing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let out = out?;
+        let Some(timing) = timing else {
+            return Ok((out, None));
+        };
+        let mut ticks = Vec::new();
+        for (set, used) in timing.sets.iter().zip(timing.used()) {
+            ticks.extend(self.read_timestamps(set, used)?);
+        }
+        let period = f64::from(self.queue.get_timestamp_period());
+        let ns = |t: u64| t as f64 * period;
+        let pairs: Vec<(u64, u64)> = ticks.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let kernels: f64 = pairs.iter().map(|&(b, e)| ns(e.saturating_sub(b))).sum();
+        let span = match (
+            pairs.iter().map(|p| p.0).min(),
+            pairs.iter().map(|p| p.1).max(),
+        ) {
+            (Some(b), Some(e)) => ns(e.saturating_sub(b)),
+            _ => 0.0,
+        };
+        let secs = |ns: f64| std::time::Duration::from_secs_f64(ns.max(0.0) * 1e-9);
+        Ok((
+            out,
+            Some(DeviceTime {
+                kernels: secs(kernels),
+                span: secs(span),
+                dispatches: pairs.len(),
+                untimed: timing.untimed,
+            }),
+        ))
+    }
+
+    /// The first `used` timestamps of `set`, in ticks.
+    fn read_timestamps(&self, set: &wgpu::QuerySet, used: u32) -> Result<Vec<u64>> {
+        if used == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = u64::from(used) * 8;
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.encoder();
+        enc.resolve_query_set(set, 0..used, &resolve, 0);
+        self.queue.submit([enc.finish()]);
+        // Read as f32 pairs through the download path, then reassembled.
+        let mut words = vec![0f32; used as usize * 2];
+        self.download(&resolve, &mut words)?;
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32))
+            .collect())
+    }
+}
+
+/// Device time of the dispatches recorded by a closure (see
+/// `WgpuBackend::time_on_device`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DeviceTime {
+    /// Sum over the dispatches of the time from the beginning to the end of each.
+    pub kernels: std::time::Duration,
+    /// From the beginning of the first dispatch to the end of the last (copies and
+    /// idle time between dispatches included).
+    pub span: std::time::Duration,
+    /// Dispatches timed.
+    pub dispatches: usize,
+    /// Dispatches beyond the query capacity, not timed.
+    pub untimed: usize,
+}
+
+/// Timestamp query sets of a [`Gpu::time`] run: two queries per dispatch, new sets as
+/// they fill, up to MAX_TIMED_DISPATCHES dispatches.
+#[derive(Default)]
+struct Timing {
+    sets: Vec<wgpu::QuerySet>,
+    /// Queries written in the last set.
+    last_used: u32,
+    untimed: usize,
+}
+
+/// Dispatches one timing run records at most (64 query sets).
+const MAX_TIMED_DISPATCHES: usize = 64 * (wgpu::QUERY_SET_MAX_QUERIES as usize / 2);
+
+impl Timing {
+    /// The timestamp writes of the next dispatch, or `None` when the capacity is spent.
+    fn next(&mut self, device: &wgpu::Device) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        let full = self.sets.is_empty() || self.last_used + 2 > wgpu::QUERY_SET_MAX_QUERIES;
+        if full {
+            if self.sets.len() * (wgpu::QUERY_SET_MAX_QUERIES as usize / 2) >= MAX_TIMED_DISPATCHES
+            {
+                self.untimed += 1;
+                return None;
+            }
+            self.sets
+                .push(device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("timing"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: wgpu::QUERY_SET_MAX_QUERIES,
+                }));
+            self.last_used = 0;
+        }
+        let i = self.last_used;
+        self.last_used += 2;
+        Some(wgpu::ComputePassTimestampWrites {
+            query_set: self.sets.last()?,
+            beginning_of_pass_write_index: Some(i),
+            end_of_pass_write_index: Some(i + 1),
+        })
+    }
+
+    /// Queries written in each set.
+    fn used(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = self.sets.len();
+        (0..n).map(move |i| {
+            if i + 1 == n {
+                self.last_used
+            } else {
+                wgpu::QUERY_SET_MAX_QUERIES
+            }
+        })
     }
 }
 

@@ -57,6 +57,8 @@ use brain_core::{
 use gpu::{Gpu, Kernel, Params, Part};
 use std::sync::Weak;
 
+#[doc(hidden)]
+pub use gpu::DeviceTime;
 pub use gpu::ADAPTER_ENV;
 #[doc(hidden)]
 pub use pool::PoolStats;
@@ -165,6 +167,18 @@ impl WgpuBackend {
     #[doc(hidden)]
     pub fn set_pool_capacity(&self, bytes: u64) {
         self.gpu.set_pool_capacity(bytes);
+    }
+
+    /// Run `f` and time on the device every kernel dispatch it records (timestamps at
+    /// the beginning and end of each compute pass), for benchmarks. The time is `None`
+    /// when the adapter offers no timestamp queries. Waits for the device before and
+    /// after `f`.
+    #[doc(hidden)]
+    pub fn time_on_device<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Option<DeviceTime>)> {
+        self.gpu.time(|| f(self))
     }
 
     /// erf of every element, by the approximation the GELU kernels use; for tests that

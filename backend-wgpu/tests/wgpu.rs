@@ -623,3 +623,34 @@ fn tensors_beyond_the_binding_limit() {
     );
     be.sync().unwrap();
 }
+
+/// Device timestamps around the dispatches of a closure, where the adapter has them.
+#[test]
+fn kernels_are_timed_on_the_device() {
+    with("kernels_are_timed_on_the_device", |be| {
+        let g = Gemm::new(256, 256, 256);
+        let a = be.upload(&vec![1.0; 256 * 256]).unwrap();
+        let mut c = be.alloc(256 * 256).unwrap();
+        let (got, time) = be
+            .time_on_device(|be| {
+                for _ in 0..3 {
+                    be.gemm(&g, &a, &a, &mut c)?;
+                }
+                be.scale(&mut c, 0.5)?;
+                be.download_vec(&c)
+            })
+            .unwrap();
+        assert_eq!(got, vec![128.0; 256 * 256]);
+        match time {
+            None => println!("no timestamp queries on this adapter"),
+            Some(t) => {
+                println!("3 GEMMs 256³ and a scale: {t:?}");
+                assert_eq!((t.dispatches, t.untimed), (4, 0));
+                assert!(t.kernels > std::time::Duration::ZERO && t.span >= t.kernels);
+            }
+        }
+        // Outside the closure nothing is timed.
+        be.scale(&mut c, 2.0).unwrap();
+        be.sync().unwrap();
+    });
+}
