@@ -1,6 +1,7 @@
 //! Checks specific to the wgpu backend: what the adapter is, the accuracy of the WGSL
 //! erf, dispatches split past the per-dimension workgroup limit, BLAS's beta = 0,
-//! empty buffers, and typed errors. Each test prints `skipped: …` without an adapter.
+//! empty buffers, typed errors, the buffer pool, tensors larger than one storage
+//! binding, and device timestamps. Each test prints `skipped: …` without an adapter.
 
 use backend_wgpu::WgpuBackend;
 use brain_core::{Activation, Backend, BrainError, Gemm};
@@ -210,8 +211,8 @@ fn write_is_ordered() {
     });
 }
 
-/// Bad lengths are typed errors, unwritten kernels say so, and a huge alloc is an
-/// out-of-memory error: none of them panics.
+/// Bad lengths are typed errors, unwritten kernels say so, and a huge alloc (or one
+/// past the adapter's max_buffer_size) is an out-of-memory error: none of them panics.
 #[test]
 fn errors_are_typed() {
     with("errors_are_typed", |be| {
@@ -241,6 +242,12 @@ fn errors_are_typed() {
         }
         assert!(matches!(
             be.alloc(usize::MAX / 2),
+            Err(BrainError::OutOfMemory { .. })
+        ));
+        // One element past the adapter's max_buffer_size: refused before the driver.
+        let past = be.limits().max_buffer_size / 4 + 1;
+        assert!(matches!(
+            be.alloc(past as usize),
             Err(BrainError::OutOfMemory { .. })
         ));
         be.sync().unwrap();
