@@ -1,12 +1,24 @@
 //! The device and the machinery every kernel call shares: adapter selection, buffers
-//! and their transfers, the pipeline cache and one dispatch helper.
+//! (pooled, see `pool.rs`) and their transfers, the pipeline cache, and dispatch,
+//! whole or in chunks that bind buffer ranges (for tensors larger than one storage
+//! binding).
 
+use crate::pool::{self, Pool, PoolStats};
 use brain_core::{BrainError, Result};
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::num::NonZeroU64;
+use std::sync::{mpsc, Arc, Mutex, PoisonError, Weak};
 use wgpu::util::DeviceExt;
 
 const F32: u64 = std::mem::size_of::<f32>() as u64;
+
+/// Transfers move at most this many bytes at a time (downloads through a staging
+/// buffer of this size, writes between submissions), so that a tensor of gigabytes
+/// never needs a second copy of itself in staging memory.
+const TRANSFER_CHUNK: u64 = 64 << 20;
+
+/// A staging buffer up to this size is kept for the next download.
+const KEEP_STAGING: u64 = 4 << 20;
 
 /// Usage of every tensor buffer: bound as storage, and the source or target of copies
 /// (uploads, downloads, `copy`).
@@ -72,7 +84,7 @@ impl Kernel {
 
 /// The uniform parameter block of one dispatch: u32 and f32 words in the order of the
 /// shader's `Params` struct.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Params(Vec<u32>);
 
 impl Params {
@@ -152,8 +164,18 @@ pub(crate) struct Gpu {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// What the adapter offers (the device enables only what the kernels use).
+    adapter_features: wgpu::Features,
     /// Workgroups per dispatch dimension: the adapter's limit, lowered by tests.
     max_groups: u32,
+    /// Bytes of one storage binding: the adapter's limit, lowered by tests.
+    max_binding: u64,
+    /// Free tensor buffers (shared with the `WgpuBuffer`s, which return theirs on drop).
+    pool: Arc<Pool>,
+    /// A staging buffer kept for the next download.
+    staging: Mutex<Option<wgpu::Buffer>>,
+    /// While [`Gpu::time`] runs: the query sets the dispatches write timestamps to.
+    timing: Mutex<Option<Timing>>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     errors: Arc<ErrorSlot>,
@@ -182,12 +204,15 @@ impl Gpu {
             .map(|s| s.to_lowercase());
         let adapter = pick_adapter(adapters, wanted.as_deref())?;
         let info = adapter.get_info();
+        let adapter_features = adapter.features();
         // Ask for everything the adapter offers: larger bindings and dispatches than
         // WebGPU's defaults.
         let limits = adapter.limits();
+        // Timestamps, where offered, for `WgpuBackend::time_on_device`.
+        let required_features = adapter_features & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("brain-wgpu"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits,
             ..Default::default()
         }))
@@ -209,7 +234,12 @@ impl Gpu {
         let limits = device.limits();
         Ok(Gpu {
             max_groups: limits.max_compute_workgroups_per_dimension.max(1),
+            max_binding: limits.max_storage_buffer_binding_size & !(F32 - 1),
+            pool: Arc::new(Pool::new(pool::DEFAULT_CAPACITY)),
+            staging: Mutex::new(None),
+            timing: Mutex::new(None),
             limits,
+            adapter_features,
             device,
             queue,
             info,
@@ -227,95 +257,220 @@ impl Gpu {
         &self.limits
     }
 
+    pub(crate) fn adapter_features(&self) -> wgpu::Features {
+        self.adapter_features
+    }
+
     // ------------------------------------------------------------ buffers
 
-    /// A zero-filled buffer of `len` f32 (wgpu zero-initialises new buffers).
-    pub(crate) fn alloc(&self, len: usize) -> Result<wgpu::Buffer> {
-        self.create(len, None)
+    /// The pool dropped buffers return to.
+    pub(crate) fn pool(&self) -> Weak<Pool> {
+        Arc::downgrade(&self.pool)
     }
 
-    /// A buffer holding `data`, written through a mapping at creation (no queue
-    /// ordering to reason about).
-    pub(crate) fn upload(&self, data: &[f32]) -> Result<wgpu::Buffer> {
-        self.create(data.len(), Some(data))
+    pub(crate) fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
-    fn create(&self, len: usize, data: Option<&[f32]>) -> Result<wgpu::Buffer> {
-        let bytes = len.checked_mul(F32 as usize);
-        let oom = BrainError::OutOfMemory {
-            bytes: bytes.unwrap_or(usize::MAX),
-        };
-        // Empty tensors still get a 4-byte buffer: wgpu cannot map or bind zero bytes.
-        let size = bytes.ok_or(oom.clone())?.max(F32 as usize) as u64;
+    pub(crate) fn set_pool_capacity(&self, bytes: u64) {
+        self.pool.set_capacity(bytes);
+    }
+
+    /// Bytes of a tensor of `len` f32: at least 4 (wgpu can neither bind nor map zero
+    /// bytes), at most the adapter's max_buffer_size (beyond it: out of memory, as no
+    /// single buffer can hold the tensor).
+    fn tensor_bytes(&self, len: usize) -> Result<u64> {
+        let bytes = len
+            .checked_mul(F32 as usize)
+            .ok_or(BrainError::OutOfMemory { bytes: usize::MAX })?;
+        let size = (bytes as u64).max(F32);
         if size > self.limits.max_buffer_size {
-            return Err(oom);
+            return Err(BrainError::OutOfMemory { bytes });
         }
-        let mapped = data.is_some_and(|d| !d.is_empty());
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size,
-            usage: TENSOR_USAGE,
-            mapped_at_creation: mapped,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(match e {
-                wgpu::Error::OutOfMemory { .. } => oom,
-                other => from_wgpu_error(other),
-            });
+        Ok(size)
+    }
+
+    /// The size class (the size of the buffers that serve) of a request of `bytes`.
+    fn class(&self, bytes: u64) -> u64 {
+        pool::class(bytes, self.max_binding, self.limits.max_buffer_size)
+    }
+
+    /// A zero-filled buffer of at least `len` f32: a pooled one cleared on the queue,
+    /// else a new one (wgpu zero-initialises new buffers).
+    pub(crate) fn alloc(&self, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = self.tensor_bytes(len)?;
+        let class = self.class(bytes);
+        match self.pool.take(class) {
+            Some(buf) => {
+                // The zero fill is the new owner's first use, queued after the previous
+                // owner's last (see pool.rs). Submitted now: a `write` staged after this
+                // call must land after the fill.
+                let mut enc = self.encoder();
+                enc.clear_buffer(&buf, 0, Some(bytes));
+                self.queue.submit([enc.finish()]);
+                Ok(buf)
+            }
+            None => self.create(class, false),
         }
-        if let (true, Some(data)) = (mapped, data) {
+    }
+
+    /// A buffer of at least `data.len()` f32 starting with `data`.
+    pub(crate) fn upload(&self, data: &[f32]) -> Result<wgpu::Buffer> {
+        let bytes = self.tensor_bytes(data.len())?;
+        let class = self.class(bytes);
+        if let Some(buf) = self.pool.take(class) {
+            // Queued after the previous owner's work (see pool.rs).
+            self.write(&buf, data);
+            return Ok(buf);
+        }
+        // Small tensors are written through a mapping at creation, large ones by
+        // queued chunks (a mapping of a device-local buffer stages all of it at once).
+        let mapped = !data.is_empty() && bytes <= TRANSFER_CHUNK;
+        let buf = self.create(class, mapped)?;
+        if !mapped {
+            self.write(&buf, data);
+            return Ok(buf);
+        }
+        {
+            // The class may be larger than the data: map just the data's bytes.
+            let src: &[u8] = bytemuck::cast_slice(data);
             let mut view = buf
-                .get_mapped_range_mut(..)
+                .get_mapped_range_mut(..src.len() as u64)
                 .map_err(|e| BrainError::Backend(format!("wgpu: mapping a new buffer: {e}")))?;
-            view.copy_from_slice(bytemuck::cast_slice(data));
-            drop(view);
-            buf.unmap();
+            view.copy_from_slice(src);
         }
+        buf.unmap();
+        Ok(buf)
+    }
+
+    /// A new tensor buffer of `size` bytes from the driver. When the driver is out of
+    /// memory, the pool's free buffers are dropped and the request is tried again.
+    fn create(&self, size: u64, mapped: bool) -> Result<wgpu::Buffer> {
+        let attempt = || {
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size,
+                usage: TENSOR_USAGE,
+                mapped_at_creation: mapped,
+            });
+            match pollster::block_on(scope.pop()) {
+                None => Ok(buf),
+                Some(wgpu::Error::OutOfMemory { .. }) => Err(BrainError::OutOfMemory {
+                    bytes: usize::try_from(size).unwrap_or(usize::MAX),
+                }),
+                Some(other) => Err(from_wgpu_error(other)),
+            }
+        };
+        let buf = match attempt() {
+            Err(BrainError::OutOfMemory { .. }) if self.pool.clear() => {
+                // Freed buffers go back to the driver once idle: wait for that.
+                self.sync()?;
+                attempt()?
+            }
+            other => other?,
+        };
+        self.pool.count_driver_allocation();
         Ok(buf)
     }
 
     /// Overwrite the first `data.len()` elements of `dst`. Queued: it lands after
-    /// everything submitted before and before everything submitted after.
+    /// everything submitted before and before everything submitted after. Large
+    /// writes go in chunks, each flushed before the next is staged.
     pub(crate) fn write(&self, dst: &wgpu::Buffer, data: &[f32]) {
-        if !data.is_empty() {
+        let per = (TRANSFER_CHUNK / F32) as usize;
+        for (i, piece) in data.chunks(per).enumerate() {
+            if i > 0 {
+                self.queue.submit(std::iter::empty());
+            }
+            let offset = i as u64 * TRANSFER_CHUNK;
             self.queue
-                .write_buffer(dst, 0, bytemuck::cast_slice::<f32, u8>(data));
+                .write_buffer(dst, offset, bytemuck::cast_slice::<f32, u8>(piece));
         }
     }
 
-    /// Copy `dst.len()` elements of `src` to the host through a staging buffer.
-    pub(crate) fn download(&self, src: &wgpu::Buffer, dst: &mut [f32]) -> Result<()> {
-        if dst.is_empty() {
-            return self.sync();
+    /// A staging buffer of at least `size` bytes for downloads: the kept one when it is
+    /// large enough.
+    fn staging(&self, size: u64) -> Result<wgpu::Buffer> {
+        let mut kept = self.staging.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(buf) = kept.take().filter(|b| b.size() >= size) {
+            return Ok(buf);
         }
-        let size = dst.len() as u64 * F32;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+        drop(kept);
+        let size = size
+            .next_power_of_two()
+            .max(64 << 10)
+            .min(TRANSFER_CHUNK.max(size));
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        match pollster::block_on(scope.pop()) {
+            None => Ok(buf),
+            Some(wgpu::Error::OutOfMemory { .. }) => Err(BrainError::OutOfMemory {
+                bytes: usize::try_from(size).unwrap_or(usize::MAX),
+            }),
+            Some(other) => Err(from_wgpu_error(other)),
+        }
+    }
+
+    /// Copy the first `dst.len()` elements of `src` to the host, through a staging
+    /// buffer, at most TRANSFER_CHUNK bytes at a time.
+    pub(crate) fn download(&self, src: &wgpu::Buffer, dst: &mut [f32]) -> Result<()> {
+        if dst.is_empty() {
+            return self.sync();
+        }
+        let total = dst.len() as u64 * F32;
+        if total > src.size() {
+            return Err(BrainError::Backend(format!(
+                "wgpu: download of {total} bytes from a {}-byte buffer",
+                src.size()
+            )));
+        }
+        let staging = self.staging(total.min(TRANSFER_CHUNK))?;
+        let per = (TRANSFER_CHUNK / F32) as usize;
+        for (i, piece) in dst.chunks_mut(per).enumerate() {
+            self.download_piece(src, i as u64 * TRANSFER_CHUNK, &staging, piece)?;
+        }
+        if staging.size() <= KEEP_STAGING {
+            *self.staging.lock().unwrap_or_else(PoisonError::into_inner) = Some(staging);
+        }
+        Ok(())
+    }
+
+    fn download_piece(
+        &self,
+        src: &wgpu::Buffer,
+        offset: u64,
+        staging: &wgpu::Buffer,
+        dst: &mut [f32],
+    ) -> Result<()> {
+        let size = dst.len() as u64 * F32;
         let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(src, offset, staging, 0, size);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let slice = staging.slice(..size);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.sync()?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
+        let synced = self.sync();
+        let mapped = match rx.try_recv() {
+            Ok(Ok(())) => true,
             Ok(Err(e)) => return Err(BrainError::Backend(format!("wgpu: map_async: {e}"))),
-            Err(_) => {
-                return Err(BrainError::Backend(
-                    "wgpu: the staging buffer was not mapped after the device went idle".into(),
-                ))
-            }
+            Err(_) => false,
+        };
+        synced?;
+        if !mapped {
+            return Err(BrainError::Backend(
+                "wgpu: the staging buffer was not mapped after the device went idle".into(),
+            ));
         }
         {
-            let view = staging
-                .slice(..)
+            let view = slice
                 .get_mapped_range()
                 .map_err(|e| BrainError::Backend(format!("wgpu: reading a mapping: {e}")))?;
             match bytemuck::try_cast_slice::<u8, f32>(&view) {
@@ -332,7 +487,8 @@ impl Gpu {
         Ok(())
     }
 
-    /// Device-side copy of the first `len` elements.
+    /// Device-side copy of the first `len` elements (copies are not bindings: no size
+    /// limit beyond the buffers').
     pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) {
         if len == 0 {
             return;
@@ -462,9 +618,27 @@ impl Gpu {
         self.max_groups = max.clamp(1, self.limits.max_compute_workgroups_per_dimension.max(1));
     }
 
+    /// Byte offsets of storage bindings are multiples of this (a power of two).
+    pub(crate) fn binding_alignment(&self) -> u64 {
+        u64::from(self.limits.min_storage_buffer_offset_alignment).max(F32)
+    }
+
+    /// Bind at most `bytes` per storage binding (a multiple of the offset alignment, at
+    /// least one), so that tests reach the chunked paths with small tensors. The pool
+    /// is emptied: its size classes depend on the limit.
+    pub(crate) fn set_max_binding(&mut self, bytes: u64) {
+        let align = self.binding_alignment();
+        let adapter = self.limits.max_storage_buffer_binding_size & !(F32 - 1);
+        self.max_binding = (bytes / align * align).clamp(align, adapter.max(align));
+        self.pool.clear();
+    }
+
     /// Split `groups` workgroups over x, y, z so that none exceeds the adapter's
     /// max_compute_workgroups_per_dimension; kernels rebuild the linear index.
     pub(crate) fn split(&self, op: &'static str, groups: u64) -> Result<[u32; 3]> {
+        if groups == 0 {
+            return Ok([0, 0, 0]);
+        }
         let max = u64::from(self.max_groups);
         let x = groups.min(max);
         let y = groups.div_ceil(x).min(max);
@@ -477,8 +651,19 @@ impl Gpu {
         Ok([x as u32, y as u32, z as u32])
     }
 
+    fn too_big(&self, op: &'static str, bytes: u64) -> BrainError {
+        BrainError::Unsupported(format!(
+            "wgpu: {op}: a {bytes}-byte buffer exceeds the adapter's storage binding limit \
+             of {} bytes, and this kernel does not split it",
+            self.max_binding
+        ))
+    }
+
     /// Record and submit one dispatch of `kernel` over `groups` workgroups with the
-    /// buffers in the order of `kernel.bindings`.
+    /// buffers, bound whole, in the order of `kernel.bindings`. A buffer larger than
+    /// one binding is refused ([`BrainError::Unsupported`]): kernels that handle such
+    /// tensors use [`Gpu::dispatch_rows`] or [`Gpu::dispatch_slices`].
+    #[allow(dead_code)] // the entry point of the kernel families written elsewhere
     pub(crate) fn dispatch(
         &self,
         op: &'static str,
@@ -490,21 +675,179 @@ impl Gpu {
         if groups == 0 {
             return Ok(());
         }
+        if let Some(big) = buffers.iter().find(|b| b.size() > self.max_binding) {
+            return Err(self.too_big(op, big.size()));
+        }
+        let slices: Vec<Slice<'_>> = buffers.iter().map(|b| Slice::whole(b)).collect();
+        self.dispatch_slices(op, kernel, params, &slices, groups)
+    }
+
+    /// The binding that covers elements `[lo, hi)` of `buf`, with the index of the
+    /// element it starts at: the whole buffer when that fits one binding, else the
+    /// range from the aligned offset at or below `lo`. `None` when the range does not
+    /// fit one binding. An empty range binds the first element.
+    pub(crate) fn window<'a>(
+        &self,
+        buf: &'a wgpu::Buffer,
+        lo: u64,
+        hi: u64,
+    ) -> Option<(Slice<'a>, u64)> {
+        if buf.size() <= self.max_binding {
+            return Some((Slice::whole(buf), 0));
+        }
+        if hi <= lo {
+            let first = Slice {
+                buf,
+                offset: 0,
+                size: F32,
+            };
+            return Some((first, 0));
+        }
+        let align = self.binding_alignment();
+        let start = lo * F32 / align * align;
+        let size = hi.checked_mul(F32)? - start;
+        (size <= self.max_binding).then_some((
+            Slice {
+                buf,
+                offset: start,
+                size,
+            },
+            start / F32,
+        ))
+    }
+
+    /// Dispatch `kernel` over `rows` rows in chunks of rows whose bindings each fit
+    /// the binding limit: every [`Part::Rows`] buffer is bound from the chunk's first
+    /// row (so the kernel indexes rows from 0 in every chunk), every [`Part::Whole`]
+    /// buffer whole. `chunk(first_row, rows)` gives each chunk's parameters and
+    /// workgroup count. Chunks hold a multiple of `alignment / 4` rows (fewer when the
+    /// row widths allow), which keeps every range's offset aligned. One chunk (one dispatch,
+    /// as [`Gpu::dispatch`]) when everything fits.
+    ///
+    /// Element-wise kernels are the case of one-element rows
+    /// ([`crate::WgpuBackend::elementwise_chunked`]).
+    pub(crate) fn dispatch_rows(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        parts: &[Part<'_>],
+        rows: usize,
+        mut chunk: impl FnMut(usize, usize) -> Result<(Params, u64)>,
+    ) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
+        }
+        // Chunks start at multiples of `step` rows: whatever the row widths, every
+        // range then starts at a multiple of the alignment (align/4 rows always do;
+        // fewer do when every width has the factors of two that make up the rest).
+        let q = (self.binding_alignment() / F32) as usize;
+        let step = parts
+            .iter()
+            .map(|p| match *p {
+                Part::Rows(_, width) if width > 0 => {
+                    q >> width.trailing_zeros().min(q.trailing_zeros())
+                }
+                _ => 1,
+            })
+            .max()
+            .unwrap_or(1);
+        let mut per = rows;
+        for part in parts {
+            match *part {
+                Part::Whole(b) if b.size() > self.max_binding => {
+                    return Err(self.too_big(op, b.size()))
+                }
+                Part::Whole(_) => {}
+                Part::Rows(b, width) => {
+                    let row_bytes = width as u64 * F32;
+                    let bytes = (rows as u64).saturating_mul(row_bytes);
+                    if bytes > b.size() {
+                        return Err(BrainError::Backend(format!(
+                            "wgpu: {op}: {rows} rows of {width} elements do not fit a \
+                             {}-byte buffer",
+                            b.size()
+                        )));
+                    }
+                    if bytes > self.max_binding {
+                        let fit = (self.max_binding / row_bytes) as usize / step * step;
+                        if fit == 0 {
+                            return Err(BrainError::Unsupported(format!(
+                                "wgpu: {op}: {step} rows of {width} elements exceed the \
+                                 adapter's storage binding limit of {} bytes",
+                                self.max_binding
+                            )));
+                        }
+                        per = per.min(fit);
+                    }
+                }
+            }
+        }
+        let mut first = 0;
+        while first < rows {
+            let n = per.min(rows - first);
+            let slices: Vec<Slice<'_>> = parts
+                .iter()
+                .map(|part| match *part {
+                    Part::Whole(buf) => Slice::whole(buf),
+                    Part::Rows(buf, 0) => Slice {
+                        buf,
+                        offset: 0,
+                        size: F32,
+                    },
+                    Part::Rows(buf, width) => Slice {
+                        buf,
+                        offset: (first * width) as u64 * F32,
+                        size: (n * width) as u64 * F32,
+                    },
+                })
+                .collect();
+            let (params, groups) = chunk(first, n)?;
+            self.dispatch_slices(op, kernel, &params, &slices, groups)?;
+            first += n;
+        }
+        Ok(())
+    }
+
+    /// Record and submit one dispatch of `kernel` over `groups` workgroups with the
+    /// given buffer ranges, in the order of `kernel.bindings`. Each range must start at
+    /// a multiple of the offset alignment and fit one binding.
+    pub(crate) fn dispatch_slices(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        params: &Params,
+        slices: &[Slice<'_>],
+        groups: u64,
+    ) -> Result<()> {
+        if groups == 0 {
+            return Ok(());
+        }
         let bindings = kernel.bindings;
-        if bindings.len() != buffers.len() {
+        if bindings.len() != slices.len() {
             return Err(BrainError::Backend(format!(
                 "wgpu: {op}: {} buffers given to a kernel that binds {}",
-                buffers.len(),
+                slices.len(),
                 bindings.len()
             )));
         }
-        let max_binding = self.limits.max_storage_buffer_binding_size;
-        if let Some(big) = buffers.iter().find(|b| b.size() > max_binding) {
-            return Err(BrainError::Unsupported(format!(
-                "wgpu: {op}: a {}-byte buffer exceeds the adapter's storage binding limit of \
-                 {max_binding} bytes (split bindings are not implemented yet)",
-                big.size()
-            )));
+        let align = self.binding_alignment();
+        for s in slices {
+            let fits = s.offset % align == 0
+                && s.size % F32 == 0
+                && s.size <= self.max_binding
+                && s.offset
+                    .checked_add(s.size)
+                    .is_some_and(|e| e <= s.buf.size());
+            if !fits {
+                return Err(BrainError::Backend(format!(
+                    "wgpu: {op}: cannot bind bytes {}..+{} of a {}-byte buffer (alignment \
+                     {align}, binding limit {})",
+                    s.offset,
+                    s.size,
+                    s.buf.size(),
+                    self.max_binding
+                )));
+            }
         }
         let [x, y, z] = self.split(op, groups)?;
         let pipeline = self.pipeline(kernel)?;
@@ -519,10 +862,14 @@ impl Gpu {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
-        for (&(binding, _), buf) in bindings.iter().zip(buffers) {
+        for (&(binding, _), s) in bindings.iter().zip(slices) {
             entries.push(wgpu::BindGroupEntry {
                 binding,
-                resource: buf.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: s.buf,
+                    offset: s.offset,
+                    size: NonZeroU64::new(s.size),
+                }),
             });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -532,9 +879,14 @@ impl Gpu {
         });
         let mut enc = self.encoder();
         {
+            let mut timing = self.timing.lock().unwrap_or_else(PoisonError::into_inner);
+            let timestamp_writes = match timing.as_mut() {
+                Some(t) => t.next(&self.device),
+                None => None,
+            };
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry),
-                timestamp_writes: None,
+                timestamp_writes,
             });
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
@@ -543,6 +895,180 @@ impl Gpu {
         self.queue.submit([enc.finish()]);
         Ok(())
     }
+
+    // ------------------------------------------------------------ timing
+
+    /// Run `f`, timing on the device every dispatch it records (a timestamp at the
+    /// beginning and the end of each compute pass). `None` for the time when the
+    /// adapter offers no timestamps. Waits for the device before and after.
+    pub(crate) fn time<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, Option<DeviceTime>)> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok((f()?, None));
+        }
+        self.sync()?;
+        *self.timing.lock().unwrap_or_else(PoisonError::into_inner) = Some(Timing::default());
+        let out = f();
+        let timing = self
+            .timing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let out = out?;
+        let Some(timing) = timing else {
+            return Ok((out, None));
+        };
+        let mut ticks = Vec::new();
+        for (set, used) in timing.sets.iter().zip(timing.used()) {
+            ticks.extend(self.read_timestamps(set, used)?);
+        }
+        let period = f64::from(self.queue.get_timestamp_period());
+        let ns = |t: u64| t as f64 * period;
+        let pairs: Vec<(u64, u64)> = ticks.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let kernels: f64 = pairs.iter().map(|&(b, e)| ns(e.saturating_sub(b))).sum();
+        let span = match (
+            pairs.iter().map(|p| p.0).min(),
+            pairs.iter().map(|p| p.1).max(),
+        ) {
+            (Some(b), Some(e)) => ns(e.saturating_sub(b)),
+            _ => 0.0,
+        };
+        let secs = |ns: f64| std::time::Duration::from_secs_f64(ns.max(0.0) * 1e-9);
+        Ok((
+            out,
+            Some(DeviceTime {
+                kernels: secs(kernels),
+                span: secs(span),
+                dispatches: pairs.len(),
+                untimed: timing.untimed,
+            }),
+        ))
+    }
+
+    /// The first `used` timestamps of `set`, in ticks.
+    fn read_timestamps(&self, set: &wgpu::QuerySet, used: u32) -> Result<Vec<u64>> {
+        if used == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = u64::from(used) * 8;
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.encoder();
+        enc.resolve_query_set(set, 0..used, &resolve, 0);
+        self.queue.submit([enc.finish()]);
+        // Read as f32 pairs through the download path, then reassembled.
+        let mut words = vec![0f32; used as usize * 2];
+        self.download(&resolve, &mut words)?;
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32))
+            .collect())
+    }
+}
+
+/// Device time of the dispatches recorded by a closure (see
+/// `WgpuBackend::time_on_device`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DeviceTime {
+    /// Sum over the dispatches of the time from the beginning to the end of each.
+    pub kernels: std::time::Duration,
+    /// From the beginning of the first dispatch to the end of the last (copies and
+    /// idle time between dispatches included).
+    pub span: std::time::Duration,
+    /// Dispatches timed.
+    pub dispatches: usize,
+    /// Dispatches beyond the query capacity, not timed.
+    pub untimed: usize,
+}
+
+/// Timestamp query sets of a [`Gpu::time`] run: two queries per dispatch, new sets as
+/// they fill, up to MAX_TIMED_DISPATCHES dispatches.
+#[derive(Default)]
+struct Timing {
+    sets: Vec<wgpu::QuerySet>,
+    /// Queries written in the last set.
+    last_used: u32,
+    untimed: usize,
+}
+
+/// Dispatches one timing run records at most (64 query sets).
+const MAX_TIMED_DISPATCHES: usize = 64 * (wgpu::QUERY_SET_MAX_QUERIES as usize / 2);
+
+impl Timing {
+    /// The timestamp writes of the next dispatch, or `None` when the capacity is spent.
+    fn next(&mut self, device: &wgpu::Device) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        let full = self.sets.is_empty() || self.last_used + 2 > wgpu::QUERY_SET_MAX_QUERIES;
+        if full {
+            if self.sets.len() * (wgpu::QUERY_SET_MAX_QUERIES as usize / 2) >= MAX_TIMED_DISPATCHES
+            {
+                self.untimed += 1;
+                return None;
+            }
+            self.sets
+                .push(device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("timing"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: wgpu::QUERY_SET_MAX_QUERIES,
+                }));
+            self.last_used = 0;
+        }
+        let i = self.last_used;
+        self.last_used += 2;
+        Some(wgpu::ComputePassTimestampWrites {
+            query_set: self.sets.last()?,
+            beginning_of_pass_write_index: Some(i),
+            end_of_pass_write_index: Some(i + 1),
+        })
+    }
+
+    /// Queries written in each set.
+    fn used(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = self.sets.len();
+        (0..n).map(move |i| {
+            if i + 1 == n {
+                self.last_used
+            } else {
+                wgpu::QUERY_SET_MAX_QUERIES
+            }
+        })
+    }
+}
+
+/// A byte range of a buffer, bound as one storage binding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slice<'a> {
+    pub(crate) buf: &'a wgpu::Buffer,
+    /// Start in bytes: a multiple of the adapter's storage offset alignment.
+    pub(crate) offset: u64,
+    /// Length in bytes: a multiple of 4, at most the binding limit.
+    pub(crate) size: u64,
+}
+
+impl<'a> Slice<'a> {
+    pub(crate) fn whole(buf: &'a wgpu::Buffer) -> Self {
+        Slice {
+            buf,
+            offset: 0,
+            size: buf.size(),
+        }
+    }
+}
+
+/// How [`Gpu::dispatch_rows`] binds one buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Part<'a> {
+    /// The whole buffer in every chunk (it must fit one binding): weights, vectors.
+    Whole(&'a wgpu::Buffer),
+    /// Rows of this many elements: each chunk binds its own rows.
+    Rows(&'a wgpu::Buffer, usize),
 }
 
 /// The adapter named by `wanted` (a lower-case substring), else the most capable kind:

@@ -13,6 +13,13 @@
 //!
 //! - Buffers are f32 storage buffers; every call records its own command buffer and
 //!   submits it, so calls are asynchronous and ordered; `download` and `sync` wait.
+//! - Dropped buffers return to a per-device pool (by size class, bounded) that `alloc`
+//!   and `upload` reuse, so a training step's temporaries cost no driver allocation
+//!   once it has run.
+//! - Tensors larger than the adapter's storage binding limit (128 MiB on lavapipe and
+//!   many GPUs) work in the element-wise kernels, activations, bias, GEMM and Linear,
+//!   which bind buffer ranges in chunks; other kernels refuse them with
+//!   [`BrainError::Unsupported`].
 //! - Pipelines are compiled on first use and cached for the life of the device.
 //! - Driver errors (validation, device lost) never panic: they are returned by the
 //!   next `sync` or `download`.
@@ -42,6 +49,7 @@
 
 mod gpu;
 mod ops;
+mod pool;
 
 use brain_core::check;
 use brain_core::{
@@ -49,18 +57,35 @@ use brain_core::{
     HsicEstimator, ImageShape, Result, RowReduce, SchedulerStep, SobelLossForm, UpsampleMode,
     UpsampleShape,
 };
-use gpu::{Gpu, Kernel, Params};
+use gpu::{Gpu, Kernel, Params, Part};
+use std::sync::Weak;
 
+#[doc(hidden)]
+pub use gpu::DeviceTime;
 pub use gpu::ADAPTER_ENV;
+#[doc(hidden)]
+pub use pool::PoolStats;
 
 /// Invocations per workgroup of the one-element-per-invocation kernels.
 const WG: u64 = 256;
 
-/// A device buffer of `len` f32 (storage, copy source and destination).
+/// A device buffer of `len` f32 (storage, copy source and destination). Dropping it
+/// returns its memory to the device's pool.
 #[derive(Debug)]
 pub struct WgpuBuffer {
     pub(crate) buf: wgpu::Buffer,
     pub(crate) len: usize,
+    /// The pool of the device the buffer belongs to (gone with the device).
+    pool: Weak<pool::Pool>,
+}
+
+impl Drop for WgpuBuffer {
+    fn drop(&mut self) {
+        // Queued kernels may still use the buffer: reuse is ordered after them (pool.rs).
+        if let Some(pool) = self.pool.upgrade() {
+            pool.put(self.buf.clone());
+        }
+    }
 }
 
 impl WgpuBuffer {
@@ -72,7 +97,8 @@ impl WgpuBuffer {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The underlying wgpu buffer (at least 4 bytes, even when empty).
+    /// The underlying wgpu buffer: at least 4 bytes, even when empty, and possibly
+    /// larger than `4·len` (a pooled size class).
     pub fn raw(&self) -> &wgpu::Buffer {
         &self.buf
     }
@@ -112,11 +138,50 @@ impl WgpuBackend {
         self.gpu.limits()
     }
 
+    /// The features the adapter offers (e.g. `SHADER_F16`, `TIMESTAMP_QUERY`); the
+    /// device enables only those the kernels use.
+    pub fn adapter_features(&self) -> wgpu::Features {
+        self.gpu.adapter_features()
+    }
+
     /// Use at most `max` workgroups per dispatch dimension (fewer than the adapter
     /// allows), so that tests reach the x/y/z split with small problems.
     #[doc(hidden)]
     pub fn limit_workgroups_per_dimension(&mut self, max: u32) {
         self.gpu.set_max_workgroups_per_dimension(max);
+    }
+
+    /// Bind at most `bytes` (rounded down to the offset alignment) per storage
+    /// binding, fewer than the adapter allows, so that tests reach the chunked paths
+    /// of big tensors with small ones. Buffers allocated before keep their sizes.
+    #[doc(hidden)]
+    pub fn limit_storage_binding_size(&mut self, bytes: u64) {
+        self.gpu.set_max_binding(bytes);
+    }
+
+    /// Counters of the buffer pool (driver allocations, reuses, bytes held).
+    #[doc(hidden)]
+    pub fn pool_stats(&self) -> PoolStats {
+        self.gpu.pool_stats()
+    }
+
+    /// Let the buffer pool hold at most `bytes` (evicting the least recently freed
+    /// buffers beyond); 0 disables pooling.
+    #[doc(hidden)]
+    pub fn set_pool_capacity(&self, bytes: u64) {
+        self.gpu.set_pool_capacity(bytes);
+    }
+
+    /// Run `f` and time on the device every kernel dispatch it records (timestamps at
+    /// the beginning and end of each compute pass), for benchmarks. The time is `None`
+    /// when the adapter offers no timestamp queries. Waits for the device before and
+    /// after `f`.
+    #[doc(hidden)]
+    pub fn time_on_device<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Option<DeviceTime>)> {
+        self.gpu.time(|| f(self))
     }
 
     /// erf of every element, by the approximation the GELU kernels use; for tests that
@@ -127,6 +192,7 @@ impl WgpuBackend {
     }
 
     /// One invocation per element over `n` elements; `params` gets `n` prepended.
+    #[allow(dead_code)] // the entry point of the kernel families written elsewhere
     pub(crate) fn elementwise(
         &self,
         op: &'static str,
@@ -138,6 +204,34 @@ impl WgpuBackend {
         let params = Params::new().u(op, n)?.extend(params);
         self.gpu
             .dispatch(op, kernel, &params, buffers, (n as u64).div_ceil(WG))
+    }
+
+    /// [`WgpuBackend::elementwise`] for kernels whose every buffer is indexed by the
+    /// element index alone (each holds at least `n` elements): tensors larger than one
+    /// storage binding are processed in chunks, each binding the same element range of
+    /// every buffer (the kernel sees the chunk as elements `0..n'`, `n'` its first
+    /// Params word). One dispatch, as `elementwise`, when everything fits.
+    pub(crate) fn elementwise_chunked(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        params: Params,
+        buffers: &[&wgpu::Buffer],
+        n: usize,
+    ) -> Result<()> {
+        let parts: Vec<Part<'_>> = buffers.iter().map(|b| Part::Rows(b, 1)).collect();
+        self.gpu.dispatch_rows(op, kernel, &parts, n, |_, len| {
+            let p = Params::new().u(op, len)?.extend(params.clone());
+            Ok((p, (len as u64).div_ceil(WG)))
+        })
+    }
+
+    fn wrap(&self, buf: wgpu::Buffer, len: usize) -> WgpuBuffer {
+        WgpuBuffer {
+            buf,
+            len,
+            pool: self.gpu.pool(),
+        }
     }
 }
 
@@ -165,16 +259,10 @@ impl Backend for WgpuBackend {
     // ---------------------------------------------------------------- memory
 
     fn alloc(&self, len: usize) -> Result<WgpuBuffer> {
-        Ok(WgpuBuffer {
-            buf: self.gpu.alloc(len)?,
-            len,
-        })
+        Ok(self.wrap(self.gpu.alloc(len)?, len))
     }
     fn upload(&self, data: &[f32]) -> Result<WgpuBuffer> {
-        Ok(WgpuBuffer {
-            buf: self.gpu.upload(data)?,
-            len: data.len(),
-        })
+        Ok(self.wrap(self.gpu.upload(data)?, data.len()))
     }
     fn write(&self, dst: &mut WgpuBuffer, data: &[f32]) -> Result<()> {
         same_len("write", "data", data.len(), dst.len)?;

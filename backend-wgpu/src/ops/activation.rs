@@ -1,5 +1,6 @@
 //! GELU (erf and tanh forms) and SiLU, forward and backward, one invocation per
-//! element; WGSL has no erf, so the shader carries its own (1.4 ulp).
+//! element (chunked past the storage binding limit); WGSL has no erf, so the shader
+//! carries its own (1.4 ulp).
 
 use crate::gpu::{Kernel, Params, Shader, READ_RW};
 use crate::{same_len, WgpuBackend, WgpuBuffer};
@@ -35,7 +36,7 @@ pub(crate) fn forward(
 ) -> Result<()> {
     const OP: &str = "activation_forward";
     same_len(OP, "y", y.len, x.len)?;
-    be.elementwise(
+    be.elementwise_chunked(
         OP,
         forward_kernel(act),
         Params::new(),
@@ -56,12 +57,12 @@ pub(crate) fn backward(
     same_len(OP, "dy", dy.len, x.len)?;
     same_len(OP, "dx", dx.len, x.len)?;
     let k = backward_kernel(act);
-    be.elementwise(OP, k, Params::new(), &[&x.buf, &dy.buf, &dx.buf], x.len)
+    be.elementwise_chunked(OP, k, Params::new(), &[&x.buf, &dy.buf, &dx.buf], x.len)
 }
 
 /// erf alone, for the accuracy test.
 pub(crate) fn erf_probe(be: &WgpuBackend, x: &WgpuBuffer, y: &mut WgpuBuffer) -> Result<()> {
     same_len("erf_probe", "y", y.len, x.len)?;
     let k = Kernel::new(&SHADER, "erf_probe", READ_RW);
-    be.elementwise("erf_probe", k, Params::new(), &[&x.buf, &y.buf], x.len)
+    be.elementwise_chunked("erf_probe", k, Params::new(), &[&x.buf, &y.buf], x.len)
 }

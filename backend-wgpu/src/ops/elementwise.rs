@@ -1,4 +1,5 @@
-//! fill, add, scale, axpy: one invocation per element.
+//! fill, add, scale, axpy: one invocation per element, chunked past the storage
+//! binding limit.
 
 use crate::gpu::{Kernel, Params, Shader, READ_RW};
 use crate::{same_len, WgpuBackend, WgpuBuffer};
@@ -13,7 +14,7 @@ const AXPY: Kernel = Kernel::new(&SHADER, "axpy", READ_RW);
 /// `dst[i] = value`.
 pub(crate) fn fill(be: &WgpuBackend, dst: &mut WgpuBuffer, value: f64) -> Result<()> {
     let params = Params::new().f(value);
-    be.elementwise("fill", FILL, params, &[&dst.buf], dst.len)
+    be.elementwise_chunked("fill", FILL, params, &[&dst.buf], dst.len)
 }
 
 /// `out = a + b`.
@@ -25,7 +26,7 @@ pub(crate) fn add(
 ) -> Result<()> {
     same_len("add", "b", b.len, a.len)?;
     same_len("add", "out", out.len, a.len)?;
-    be.elementwise(
+    be.elementwise_chunked(
         "add",
         ADD,
         Params::new(),
@@ -37,12 +38,12 @@ pub(crate) fn add(
 /// `x ← alpha·x`.
 pub(crate) fn scale(be: &WgpuBackend, x: &mut WgpuBuffer, alpha: f64) -> Result<()> {
     let params = Params::new().f(alpha);
-    be.elementwise("scale", SCALE, params, &[&x.buf], x.len)
+    be.elementwise_chunked("scale", SCALE, params, &[&x.buf], x.len)
 }
 
 /// `y ← alpha·x + y`.
 pub(crate) fn axpy(be: &WgpuBackend, alpha: f64, x: &WgpuBuffer, y: &mut WgpuBuffer) -> Result<()> {
     same_len("axpy", "y", y.len, x.len)?;
     let params = Params::new().f(alpha);
-    be.elementwise("axpy", AXPY, params, &[&x.buf, &y.buf], x.len)
+    be.elementwise_chunked("axpy", AXPY, params, &[&x.buf, &y.buf], x.len)
 }

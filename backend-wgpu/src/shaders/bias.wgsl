@@ -2,11 +2,15 @@
 //
 // Bindings: 0 params (uniform), 1 src (read: bias or dy), 3 dst (read_write: y or dbias).
 
+// A tensor larger than one storage binding is processed in chunks (the host binds
+// a range of y or dy per dispatch): `n` and `outer` are the chunk's, `offset` the
+// index in y of the chunk's first element (bias_add only).
 struct Params {
     n: u32,        // outer·channels·inner
     channels: u32,
     inner: u32,
     outer: u32,
+    offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -21,7 +25,7 @@ fn bias_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
     let e = group_index(wid, nwg) * WG + lid;
     if (e < p.n) {
-        let c = (e / p.inner) % p.channels;
+        let c = ((p.offset + e) / p.inner) % p.channels;
         dst[e] = dst[e] + src[c];
     }
 }

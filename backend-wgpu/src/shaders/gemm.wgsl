@@ -6,6 +6,10 @@
 // of C. The k dimension advances 16 at a time through workgroup memory.
 //
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read), 3 c (read_write).
+//
+// The matrices may be blocks of larger ones (leading dimensions lda, ldb, ldc) starting
+// at element offsets off_a, off_b, off_c of the bound ranges: the host splits products
+// whose operands exceed one storage binding into such blocks (see ops/gemm.rs).
 
 // Which operands are stored transposed: pipeline constants, so each of the four
 // variants is compiled without a branch in its loads.
@@ -25,6 +29,12 @@ struct Params {
     use_beta: u32,   // 0: C is overwritten, never read (NaN in C does not leak through)
     alpha: f32,
     beta: f32,
+    lda: u32,        // row pitch of A as stored (m if TRANS_A, else k for a whole matrix)
+    ldb: u32,        // row pitch of B as stored (k if TRANS_B, else n)
+    ldc: u32,
+    off_a: u32,      // element of the binding where the first matrix of the batch starts
+    off_b: u32,
+    off_c: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,9 +59,9 @@ fn load_a(base: u32, i: u32, l: u32) -> f32 {
         return 0.0;
     }
     if (TRANS_A) {
-        return a[base + l * p.m + i];
+        return a[base + l * p.lda + i];
     }
-    return a[base + i * p.k + l];
+    return a[base + i * p.lda + l];
 }
 
 // op(B)[l, j], zero outside the matrix.
@@ -60,9 +70,9 @@ fn load_b(base: u32, l: u32, j: u32) -> f32 {
         return 0.0;
     }
     if (TRANS_B) {
-        return b[base + j * p.k + l];
+        return b[base + j * p.ldb + l];
     }
-    return b[base + l * p.n + j];
+    return b[base + l * p.ldb + j];
 }
 
 @compute @workgroup_size(16, 16)
@@ -80,9 +90,9 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let batch = rest / p.tiles_m;
     let row0 = tm * BM;
     let col0 = tn * BN;
-    let a_base = batch * p.stride_a;
-    let b_base = batch * p.stride_b;
-    let c_base = batch * p.stride_c;
+    let a_base = p.off_a + batch * p.stride_a;
+    let b_base = p.off_b + batch * p.stride_b;
+    let c_base = p.off_c + batch * p.stride_c;
     let tx = lid.x;
     let ty = lid.y;
 
@@ -135,7 +145,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var s = 0u; s < 4u; s++) {
             let j = col0 + tx + 16u * s;
             if (i < p.m && j < p.n) {
-                let idx = c_base + i * p.n + j;
+                let idx = c_base + i * p.ldc + j;
                 var v = p.alpha * acc[r * 4u + s];
                 if (p.use_beta != 0u) {
                     v += p.beta * c[idx];
