@@ -1,4 +1,4 @@
-//! Small helpers for launching kernels: grid sizes, and the
+//! Small helpers for launching kernels: grid sizes, checked dimensions, and the
 //! mapping of driver, cuBLAS and lock errors to [`BrainError`].
 
 use brain_core::{BrainError, Result};
@@ -32,10 +32,28 @@ pub(crate) fn elementwise(n: usize) -> LaunchConfig {
     grid_1d(n, BLOCK)
 }
 
+/// `n` items as one block each, for kernels that loop over blocks with a stride of
+/// `gridDim.x` (e.g. one row per block): at most [`MAX_GRID`] blocks.
+pub(crate) fn blocks(n: usize, threads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.clamp(1, MAX_GRID as usize) as u32, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// `v` as a kernel's `u64` argument (sizes cross as 64-bit; `usize` is at most 64 bits
 /// on every supported host).
 pub(crate) fn u64_of(v: usize) -> u64 {
     v as u64
+}
+
+/// `v` as a `u32` dimension (grid sizes), or a typed error naming it.
+pub(crate) fn u32_dim(op: &'static str, what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| BrainError::InvalidArgument {
+        op,
+        reason: format!("{what} = {v} exceeds the 32-bit limit of the CUDA launch"),
+    })
 }
 
 /// The error of a kernel family whose kernels are not written yet.
@@ -159,6 +177,17 @@ mod tests {
         assert_eq!(elementwise(1).grid_dim.0, 1);
         assert_eq!(elementwise(257).grid_dim.0, 2);
         assert_eq!(elementwise(usize::MAX).grid_dim.0, MAX_GRID);
+        assert_eq!(blocks(3, 128).grid_dim, (3, 1, 1));
+        assert_eq!(blocks(usize::MAX, 128).grid_dim.0, MAX_GRID);
+    }
+
+    #[test]
+    fn dims_out_of_range_are_errors() {
+        assert_eq!(u32_dim("bias", "n", 7), Ok(7));
+        assert!(matches!(
+            u32_dim("bias", "n", usize::MAX),
+            Err(BrainError::InvalidArgument { op: "bias", .. })
+        ));
     }
 
     #[test]

@@ -64,9 +64,9 @@
 //!   [`BrainError::DeviceLost`]; nothing in the crate panics on user input or missing
 //!   hardware.
 //!
-//! Status: the memory operations and add/scale/axpy run on the GPU; every other kernel
-//! family returns `Unsupported("cuda: <op> not implemented yet")` until its kernels are
-//! written.
+//! Status: the memory operations, add/scale/axpy, bias, activations and row reductions
+//! run on the GPU; every other kernel family returns
+//! `Unsupported("cuda: <op> not implemented yet")` until its kernels are written.
 //!
 //! ## CUDA version
 //!
