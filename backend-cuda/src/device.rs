@@ -349,6 +349,17 @@ impl Device {
         self.tf32.store(on, Ordering::Relaxed);
         Ok(())
     }
+
+    /// Run `f` with the cuBLAS handle (bound to this device's stream), the context
+    /// current on this thread.
+    pub(crate) fn with_blas<R>(
+        &self,
+        f: impl FnOnce(blas_sys::cublasHandle_t) -> Result<R>,
+    ) -> Result<R> {
+        let blas = lock(&self.blas)?;
+        self.bind()?;
+        f(blas.handle)
+    }
 }
 
 impl Drop for Device {

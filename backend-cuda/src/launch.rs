@@ -48,11 +48,27 @@ pub(crate) fn u64_of(v: usize) -> u64 {
     v as u64
 }
 
+/// `v` as an `i32` dimension (cuBLAS's `int`), or a typed error naming it.
+pub(crate) fn i32_dim(op: &'static str, what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| BrainError::InvalidArgument {
+        op,
+        reason: format!("{what} = {v} exceeds the 32-bit limit of the CUDA call"),
+    })
+}
+
 /// `v` as a `u32` dimension (grid sizes), or a typed error naming it.
 pub(crate) fn u32_dim(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| BrainError::InvalidArgument {
         op,
         reason: format!("{what} = {v} exceeds the 32-bit limit of the CUDA launch"),
+    })
+}
+
+/// `v` as an `i64` stride (cuBLAS's `long long`).
+pub(crate) fn i64_dim(op: &'static str, what: &str, v: usize) -> Result<i64> {
+    i64::try_from(v).map_err(|_| BrainError::InvalidArgument {
+        op,
+        reason: format!("{what} = {v} exceeds the 64-bit signed limit of the CUDA call"),
     })
 }
 
@@ -183,11 +199,12 @@ mod tests {
 
     #[test]
     fn dims_out_of_range_are_errors() {
-        assert_eq!(u32_dim("bias", "n", 7), Ok(7));
+        assert_eq!(i32_dim("gemm", "m", 7), Ok(7));
         assert!(matches!(
-            u32_dim("bias", "n", usize::MAX),
-            Err(BrainError::InvalidArgument { op: "bias", .. })
+            i32_dim("gemm", "m", 1 << 31),
+            Err(BrainError::InvalidArgument { op: "gemm", .. })
         ));
+        assert!(u32_dim("x", "n", usize::MAX).is_err());
     }
 
     #[test]

@@ -64,9 +64,10 @@
 //!   [`BrainError::DeviceLost`]; nothing in the crate panics on user input or missing
 //!   hardware.
 //!
-//! Status: the memory operations, add/scale/axpy, bias, activations and row reductions
-//! run on the GPU; every other kernel family returns
-//! `Unsupported("cuda: <op> not implemented yet")` until its kernels are written.
+//! Phase 1 status: memory, GEMM, Linear, bias, activations, add/scale/axpy/fill and
+//! row reductions run on the GPU; the other families (norms, dropout and Philox fills,
+//! upsampling, AdamW, the losses, Sobel, diffusion) return
+//! `Unsupported("cuda: <op> not implemented yet")`.
 //!
 //! ## CUDA version
 //!

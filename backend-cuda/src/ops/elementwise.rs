@@ -1,5 +1,6 @@
-//! Element-wise kernels (`kernels/elementwise.cu`): add, scale, axpy. `fill` and
-//! `copy` are memory operations of `src/device.rs`.
+//! Element-wise kernels (`kernels/elementwise.cu`): add, scale, axpy, and the β·C
+//! pass GEMM needs when k = 0. `fill` and `copy` are memory operations of
+//! `src/device.rs`.
 
 use crate::device::{CudaBuffer, Device};
 use crate::launch::{self, launch_kernel, u64_of};
@@ -42,4 +43,23 @@ pub(crate) fn axpy(dev: &Device, alpha: f64, x: &CudaBuffer, y: &mut CudaBuffer)
     }
     let (alpha, len) = (alpha as f32, u64_of(n));
     launch_kernel!(dev, Family::Elementwise, "axpy_f32", launch::elementwise(n); alpha, x, y, len)
+}
+
+/// `C_b ← beta·C_b` for `batch` matrices of `mn` elements, `stride` apart, at device
+/// address `c` (beta = 0 writes zeros). The whole of a GEMM with k = 0.
+pub(crate) fn scale_matrices(
+    dev: &Device,
+    c: u64,
+    beta: f32,
+    mn: usize,
+    stride: usize,
+    batch: usize,
+) -> Result<()> {
+    let total = mn.saturating_mul(batch);
+    if total == 0 || beta == 1.0 {
+        return Ok(());
+    }
+    let (mn, stride, batch) = (u64_of(mn), u64_of(stride), u64_of(batch));
+    launch_kernel!(dev, Family::Elementwise, "gemm_scale_c_f32", launch::elementwise(total);
+        c, beta, mn, stride, batch)
 }
