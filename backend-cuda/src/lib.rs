@@ -101,14 +101,18 @@
 //! cargo test --release -p backend-cuda --no-run        # prints target/release/deps/<test>-<hash>
 //! ```
 //!
-//! carry them (`target/release/deps/conformance-*`, `compile_kernels-*`, …, without
-//! the `.d` files) to the GPU machine and run them there with the CUDA libraries on
-//! the loader path, e.g. for PyTorch's CUDA 13 wheels:
+//! copy the executables it names (`target/release/deps/conformance-<hash>`,
+//! `compile_kernels-<hash>`, `backend_cuda-<hash>`; `strip --strip-debug` takes the
+//! conformance one from ~45 MB to ~11 MB) to the GPU machine and run them there with
+//! the CUDA libraries on the loader path, e.g. those of PyTorch's CUDA 13 wheels:
 //!
 //! ```text
 //! export LD_LIBRARY_PATH=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))'):$LD_LIBRARY_PATH
-//! ./conformance-<hash> --test-threads=1
+//! ./conformance-<hash>
 //! ```
+//!
+//! The test binaries read nothing from the source tree (the golden data is compiled
+//! in).
 //!
 //! (libcuda comes with the driver; NVRTC and cuBLAS from a toolkit, e.g.
 //! `/usr/local/cuda/lib64`, or from the wheels.) Without a driver every test prints
