@@ -3,9 +3,10 @@
 //!
 //! Each family is one CUDA C file under `kernels/`, embedded in the crate with
 //! `include_str!`; `kernels/common.cuh` reaches NVRTC as an in-memory header, so
-//! compiling needs no file system and no CUDA headers. A device compiles a family the
-//! first time one of its kernels is launched, loads it as a module and keeps it (and
-//! every function looked up in it) for the device's lifetime.
+//! compiling needs no file system and no CUDA headers. A family is compiled the first
+//! time one of its kernels is launched (once per process and target, shared by every
+//! device); each device loads it as a module and keeps it, and every function looked
+//! up in it, for the device's lifetime.
 //!
 //! What NVRTC produces for a device: a CUBIN for the device's own architecture when
 //! the loaded NVRTC knows that architecture (no JIT at load time, and minor-version
@@ -20,7 +21,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
 use cudarc::nvrtc::sys as nvrtc;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The shared header every family includes as `#include "common.cuh"`.
 pub const COMMON_HEADER: &str = include_str!("../kernels/common.cuh");
@@ -351,7 +352,7 @@ fn compile(family: Family, gpu_architecture: &str, output: Output) -> Result<Vec
 }
 
 /// What a device's modules are compiled to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     /// A CUBIN for `sm_<arch>` (the device's own architecture).
     Cubin(u32),
@@ -388,6 +389,31 @@ impl std::fmt::Display for Target {
             Target::Ptx(a) => write!(f, "compute_{a} PTX"),
         }
     }
+}
+
+/// A compiled family, as loaded into a module.
+#[derive(Clone)]
+enum Image {
+    Cubin(Vec<u8>),
+    Ptx(String),
+}
+
+/// Compiled families, shared by every device of the process (NVRTC runs once per
+/// family and target, however many backends are created).
+static COMPILED: OnceLock<Mutex<HashMap<(Family, Target), Image>>> = OnceLock::new();
+
+fn compiled(family: Family, target: Target) -> Result<Image> {
+    let cache = COMPILED.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(image) = lock(cache)?.get(&(family, target)) {
+        return Ok(image.clone());
+    }
+    // Compile without holding the lock; a race compiles twice, harmlessly.
+    let image = match target {
+        Target::Cubin(arch) => Image::Cubin(compile_cubin(family, arch)?),
+        Target::Ptx(arch) => Image::Ptx(compile_ptx(family, arch)?),
+    };
+    lock(cache)?.insert((family, target), image.clone());
+    Ok(image)
 }
 
 #[derive(Default)]
@@ -428,11 +454,9 @@ impl ModuleCache {
         let module = match state.modules.get(&family) {
             Some(m) => m.clone(),
             None => {
-                let image = match self.target {
-                    Target::Cubin(arch) => {
-                        cudarc::nvrtc::Ptx::from_binary(compile_cubin(family, arch)?)
-                    }
-                    Target::Ptx(arch) => cudarc::nvrtc::Ptx::from_src(compile_ptx(family, arch)?),
+                let image = match compiled(family, self.target)? {
+                    Image::Cubin(bytes) => cudarc::nvrtc::Ptx::from_binary(bytes),
+                    Image::Ptx(text) => cudarc::nvrtc::Ptx::from_src(text),
                 };
                 let m = ctx
                     .load_module(image)
@@ -475,6 +499,13 @@ mod tests {
             );
         }
         assert_eq!(Target::for_device(9, 0).expect("target"), Target::Cubin(90));
+        // The process-wide cache hands out what NVRTC produced, once compiled.
+        for _ in 0..2 {
+            match compiled(Family::Reduce, Target::Cubin(90)).expect("cached CUBIN") {
+                Image::Cubin(bytes) => assert!(bytes.starts_with(b"\x7fELF")),
+                Image::Ptx(_) => panic!("a CUBIN target gave PTX"),
+            }
+        }
         // A GPU newer than NVRTC knows gets PTX of the newest architecture it knows.
         let newest = archs.iter().copied().max().expect("an architecture");
         assert_eq!(
