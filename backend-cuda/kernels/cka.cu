@@ -1,0 +1,6 @@
+// Linear CKA on Gram matrices, biased and unbiased HSIC, forward and backward (src/ops/cka.rs).
+//
+// Placeholder: the kernels of this family are not written yet; src/ops/cka.rs
+// returns BrainError::Unsupported until they are. Kernels go here as
+// `extern "C" __global__ void <name>_f32(...)` (see common.cuh for the conventions).
+#include "common.cuh"

@@ -1,0 +1,6 @@
+// Scheduler step (DDPM/DDIM), add_noise, guidance_combine (src/ops/diffusion.rs).
+//
+// Placeholder: the kernels of this family are not written yet; src/ops/diffusion.rs
+// returns BrainError::Unsupported until they are. Kernels go here as
+// `extern "C" __global__ void <name>_f32(...)` (see common.cuh for the conventions).
+#include "common.cuh"

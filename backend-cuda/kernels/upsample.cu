@@ -1,0 +1,6 @@
+// Nearest and bilinear (align_corners=False) upsampling, forward and backward (src/ops/upsample.rs).
+//
+// Placeholder: the kernels of this family are not written yet; src/ops/upsample.rs
+// returns BrainError::Unsupported until they are. Kernels go here as
+// `extern "C" __global__ void <name>_f32(...)` (see common.cuh for the conventions).
+#include "common.cuh"
