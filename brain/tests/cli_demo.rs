@@ -51,22 +51,23 @@ fn demo_writes_complete_run_folders() {
     }
 }
 
+/// `--backend cuda` without a CUDA driver is a clear error naming the backend, not a
+/// panic (this machine and CI have no GPU; on a GPU machine the test says so).
 #[test]
-fn missing_backends_are_clear_errors() {
-    for b in [BackendChoice::Cuda, BackendChoice::Wgpu] {
-        let e = run(Cli {
-            backend: b,
-            command: Command::Demo {
-                seed: 1,
-                epochs: 1,
-                out: "unused".into(),
-            },
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("--backend") && e.contains("use --backend cpu"),
-            "{e}"
-        );
+fn missing_cuda_driver_is_a_clear_error() {
+    let r = run(Cli {
+        backend: BackendChoice::Cuda,
+        command: Command::Demo {
+            seed: 1,
+            epochs: 1,
+            out: tempfile::tempdir().unwrap().path().join("demo"),
+        },
+    });
+    match r {
+        Ok(()) => println!("a CUDA driver is present here: the demo ran on it"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("cuda") && e.contains("driver"), "{e}");
+        }
     }
 }

@@ -172,12 +172,22 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.backend {
         BackendChoice::Cpu => run_on(&CpuBackend::new(), cli.command),
         BackendChoice::Wgpu => wgpu_backend().and_then(|be| run_on(&be, cli.command)),
-        BackendChoice::Cuda => Err(Error::Core(brain_core::BrainError::Unsupported(
-            "--backend cuda: the CUDA backend is not built yet in this binary; use --backend \
-             cpu or wgpu"
-                .into(),
-        ))),
+        BackendChoice::Cuda => cuda_backend().and_then(|be| run_on(&be, cli.command)),
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_backend() -> Result<backend_cuda::CudaBackend> {
+    let be = backend_cuda::CudaBackend::new()?;
+    eprintln!("backend: {}", brain_core::Backend::name(&be));
+    Ok(be)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_backend() -> Result<CpuBackend> {
+    Err(Error::Core(brain_core::BrainError::Unsupported(
+        "--backend cuda: this binary was built without the `cuda` feature".into(),
+    )))
 }
 
 #[cfg(feature = "wgpu")]
