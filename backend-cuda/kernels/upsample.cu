@@ -152,8 +152,11 @@ __device__ __forceinline__ void tap_window(I i, I k, I out_len, I& lo, I& hi) {
 }
 
 // dx[p, iy, ix] = Σ over the outputs whose taps include (iy, ix) of weight·dy: the
-// reference's scatter, gathered.
-template <typename I>
+// reference's scatter, gathered. With WMAX > 0 (factors whose tap windows have at most
+// WMAX columns, k ≤ 6 for 16) the column taps of the window are computed once into
+// registers (hit masks and weights) instead of once per output row; WMAX = 0 recomputes
+// them (any k). Both add the same terms in the same order.
+template <typename I, int WMAX>
 __device__ __forceinline__ void bilinear_backward(const float* __restrict__ dy,
                                                   float* __restrict__ dx, I planes, I h, I w,
                                                   I k, float inv_k) {
@@ -168,6 +171,27 @@ __device__ __forceinline__ void bilinear_backward(const float* __restrict__ dy,
         tap_window<I>(iy, k, oh, y_lo, y_hi);
         tap_window<I>(ix, k, ow, x_lo, x_hi);
         const float* plane = dy + p * oh * ow;
+        // Column taps of the window: bit t of hit0/hit1 = whether output x_lo + t has
+        // tap 0 / tap 1 at ix; wx0/wx1 its weights.
+        float wx0[WMAX > 0 ? WMAX : 1], wx1[WMAX > 0 ? WMAX : 1];
+        u32 hit0 = 0, hit1 = 0;
+        // (The host picks WMAX > 0 only for factors whose windows fit; a longer window
+        // still takes the general loop rather than losing terms.)
+        const bool cached = WMAX > 0 && x_hi - x_lo <= (I)WMAX;
+        if (cached) {
+#pragma unroll
+            for (int t = 0; t < WMAX; ++t) {
+                wx0[t] = 0.0f;
+                wx1[t] = 0.0f;
+                if (x_lo + t < x_hi) {
+                    const Taps<I> tx = bilinear_taps<I>(x_lo + t, w, inv_k);
+                    if (tx.i0 == ix) hit0 |= 1u << t;
+                    if (tx.i1 == ix) hit1 |= 1u << t;
+                    wx0[t] = __fsub_rn(1.0f, tx.l);
+                    wx1[t] = tx.l;
+                }
+            }
+        }
         float acc = 0.0f;
         for (I oy = y_lo; oy < y_hi; ++oy) {
             const Taps<I> ty = bilinear_taps<I>(oy, h, inv_k);
@@ -175,16 +199,29 @@ __device__ __forceinline__ void bilinear_backward(const float* __restrict__ dy,
             if (!hy0 && !hy1) continue;
             const float wy0 = __fsub_rn(1.0f, ty.l), wy1 = ty.l;
             const float* src = plane + oy * ow;
-            for (I ox = x_lo; ox < x_hi; ++ox) {
-                const Taps<I> tx = bilinear_taps<I>(ox, w, inv_k);
-                const bool hx0 = tx.i0 == ix, hx1 = tx.i1 == ix;
-                if (!hx0 && !hx1) continue;
-                const float wx0 = __fsub_rn(1.0f, tx.l), wx1 = tx.l;
-                const float g = src[ox];
-                if (hy0 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx0), g));
-                if (hy0 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx1), g));
-                if (hy1 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx0), g));
-                if (hy1 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx1), g));
+            if (cached) {
+#pragma unroll
+                for (int t = 0; t < WMAX; ++t) {
+                    const bool hx0 = (hit0 >> t) & 1u, hx1 = (hit1 >> t) & 1u;
+                    if (!hx0 && !hx1) continue;
+                    const float g = src[x_lo + t];
+                    if (hy0 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx0[t]), g));
+                    if (hy0 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx1[t]), g));
+                    if (hy1 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx0[t]), g));
+                    if (hy1 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx1[t]), g));
+                }
+            } else {
+                for (I ox = x_lo; ox < x_hi; ++ox) {
+                    const Taps<I> tx = bilinear_taps<I>(ox, w, inv_k);
+                    const bool hx0 = tx.i0 == ix, hx1 = tx.i1 == ix;
+                    if (!hx0 && !hx1) continue;
+                    const float wx0s = __fsub_rn(1.0f, tx.l), wx1s = tx.l;
+                    const float g = src[ox];
+                    if (hy0 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx0s), g));
+                    if (hy0 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy0, wx1s), g));
+                    if (hy1 && hx0) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx0s), g));
+                    if (hy1 && hx1) acc = __fadd_rn(acc, __fmul_rn(__fmul_rn(wy1, wx1s), g));
+                }
             }
         }
         dx[e] = acc;
@@ -193,31 +230,28 @@ __device__ __forceinline__ void bilinear_backward(const float* __restrict__ dy,
 
 // ------------------------------------------------------------------ entry points
 //
-// Suffixes: _v4 (float4 stores), _w (64-bit indices). Sizes arrive as u64 and are
-// narrowed to u32 only by the kernels the host picks for shapes that fit.
+// Every kernel: (src, dst, planes = N·C, H, W, k, 1/k rounded to f32). Suffixes: _v4
+// (float4 stores), _k6 (column taps cached, k ≤ 6), _w (64-bit indices); the others
+// narrow the sizes to u32, for shapes the host has checked fit.
 
-#define UPSAMPLE_FORWARD(NAME, BODY, I, V, ...)                                         \
-    extern "C" __global__ void NAME(const float* __restrict__ x, float* __restrict__ y, \
+#define UPSAMPLE_KERNEL(NAME, ...)                                                      \
+    extern "C" __global__ void NAME(const float* __restrict__ src, float* __restrict__ dst, \
                                     u64 planes, u64 h, u64 w, u64 k, float inv_k) {     \
         (void)inv_k;                                                                    \
-        BODY<I, V>(x, y, (I)planes, (I)h, (I)w, (I)k __VA_ARGS__);                      \
+        __VA_ARGS__;                                                                    \
     }
+#define ARGS32 src, dst, (u32)planes, (u32)h, (u32)w, (u32)k
+#define ARGS64 src, dst, planes, h, w, k
 
-UPSAMPLE_FORWARD(upsample_nearest_forward_f32, nearest_forward, u32, 1)
-UPSAMPLE_FORWARD(upsample_nearest_forward_v4_f32, nearest_forward, u32, 4)
-UPSAMPLE_FORWARD(upsample_nearest_forward_w_f32, nearest_forward, u64, 1)
-UPSAMPLE_FORWARD(upsample_bilinear_forward_f32, bilinear_forward, u32, 1, , inv_k)
-UPSAMPLE_FORWARD(upsample_bilinear_forward_v4_f32, bilinear_forward, u32, 4, , inv_k)
-UPSAMPLE_FORWARD(upsample_bilinear_forward_w_f32, bilinear_forward, u64, 1, , inv_k)
-
-#define UPSAMPLE_BACKWARD(NAME, BODY, I, ...)                                              \
-    extern "C" __global__ void NAME(const float* __restrict__ dy, float* __restrict__ dx, \
-                                    u64 planes, u64 h, u64 w, u64 k, float inv_k) {       \
-        (void)inv_k;                                                                      \
-        BODY<I>(dy, dx, (I)planes, (I)h, (I)w, (I)k __VA_ARGS__);                         \
-    }
-
-UPSAMPLE_BACKWARD(upsample_nearest_backward_f32, nearest_backward, u32)
-UPSAMPLE_BACKWARD(upsample_nearest_backward_w_f32, nearest_backward, u64)
-UPSAMPLE_BACKWARD(upsample_bilinear_backward_f32, bilinear_backward, u32, , inv_k)
-UPSAMPLE_BACKWARD(upsample_bilinear_backward_w_f32, bilinear_backward, u64, , inv_k)
+UPSAMPLE_KERNEL(upsample_nearest_forward_f32, nearest_forward<u32, 1>(ARGS32))
+UPSAMPLE_KERNEL(upsample_nearest_forward_v4_f32, nearest_forward<u32, 4>(ARGS32))
+UPSAMPLE_KERNEL(upsample_nearest_forward_w_f32, nearest_forward<u64, 1>(ARGS64))
+UPSAMPLE_KERNEL(upsample_bilinear_forward_f32, bilinear_forward<u32, 1>(ARGS32, inv_k))
+UPSAMPLE_KERNEL(upsample_bilinear_forward_v4_f32, bilinear_forward<u32, 4>(ARGS32, inv_k))
+UPSAMPLE_KERNEL(upsample_bilinear_forward_w_f32, bilinear_forward<u64, 1>(ARGS64, inv_k))
+UPSAMPLE_KERNEL(upsample_nearest_backward_f32, nearest_backward<u32>(ARGS32))
+UPSAMPLE_KERNEL(upsample_nearest_backward_w_f32, nearest_backward<u64>(ARGS64))
+// Tap windows of at most 16 columns ⇔ k ≤ 6 (the longest is input 1's, [0, k + ⌊3k/2⌋ + 1)).
+UPSAMPLE_KERNEL(upsample_bilinear_backward_f32, bilinear_backward<u32, 0>(ARGS32, inv_k))
+UPSAMPLE_KERNEL(upsample_bilinear_backward_k6_f32, bilinear_backward<u32, 16>(ARGS32, inv_k))
+UPSAMPLE_KERNEL(upsample_bilinear_backward_w_f32, bilinear_backward<u64, 0>(ARGS64, inv_k))

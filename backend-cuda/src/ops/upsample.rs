@@ -2,10 +2,11 @@
 //!
 //! Forward: one thread per output (per four outputs, stored as a float4, when the
 //! output rows allow it). Backward: one thread per input element gathers the outputs
-//! that read it: deterministic (no atomics), overwriting `dx`, and with the
-//! reference's order of additions, so both passes are bit-identical to brain-core's
-//! f32 reference. Index arithmetic is 32-bit when the output has fewer than 2³¹
-//! elements, 64-bit otherwise.
+//! that read it (bilinear: a window of about 2k + 2 outputs per axis, its column taps
+//! computed once per thread when k ≤ 6), so it is deterministic (no atomics) and
+//! overwrites `dx`. Every term is formed and added as the reference forms and adds it,
+//! so both passes are bit-identical to brain-core's f32 reference. Index arithmetic is
+//! 32-bit when the output has fewer than 2³¹ elements, 64-bit otherwise.
 
 use crate::device::{CudaBuffer, Device};
 use crate::launch::{self, launch_kernel, u64_of};
@@ -15,6 +16,10 @@ use brain_core::{Result, UpsampleMode, UpsampleShape};
 /// Largest output length served by the 32-bit kernels: every index the kernels form
 /// (including a tap window's end, at most twice the output length) fits in a u32.
 const NARROW: usize = (1 << 31) - 1;
+
+/// Largest factor whose bilinear tap windows fit the 16 cached columns of
+/// `upsample_bilinear_backward_k6_f32`.
+const CACHED_TAPS_MAX_FACTOR: usize = 6;
 
 /// The kernel arguments shared by every upsample kernel.
 struct Args {
@@ -98,6 +103,10 @@ pub(crate) fn upsample_backward(
     let name = match (mode, a.narrow()) {
         (UpsampleMode::Nearest, true) => "upsample_nearest_backward_f32",
         (UpsampleMode::Nearest, false) => "upsample_nearest_backward_w_f32",
+        // Column taps cached in registers: every tap window has at most 16 columns.
+        (UpsampleMode::Bilinear, true) if shape.factor <= CACHED_TAPS_MAX_FACTOR => {
+            "upsample_bilinear_backward_k6_f32"
+        }
         (UpsampleMode::Bilinear, true) => "upsample_bilinear_backward_f32",
         (UpsampleMode::Bilinear, false) => "upsample_bilinear_backward_w_f32",
     };
