@@ -4,9 +4,10 @@
 // the (C/G)·S contiguous values of one (n, g) of a GroupNorm. A LayerNorm is a
 // GroupNorm with G = 1, S = 1, C/G = cols, so the forward kernel serves both.
 //
-// Row kernels give each row a *segment* of T threads (a power of 2 in [32, 1024], chosen
-// on the host so that a thread holds about four VEC-wide items of the row); a block is
-// max(T, 256) threads, i.e. 256/T rows per block for short rows. Items are VEC = 4 floats
+// Row kernels give each row a *segment* of T threads (a power of 2 in [1, 1024], chosen
+// on the host so that a thread holds a few VEC-wide items of the row); a block is
+// max(T, 256) threads, i.e. 256/T rows per block for short rows (several rows per warp
+// when T < 32, reduced with sub-warp shuffles). Items are VEC = 4 floats
 // (float4 loads) when the row length (and for GroupNorm S) is a multiple of 4 and every
 // buffer is 16-byte aligned, else single floats. A thread keeps its items in registers
 // when the row fits (SLOTS per thread), so every pass after the first costs no memory

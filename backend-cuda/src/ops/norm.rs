@@ -63,11 +63,11 @@ fn vec4_ok(len: usize, ptrs: &[u64]) -> bool {
 }
 
 /// Threads per row segment: the power of 2 that gives each thread about `per_thread`
-/// items of `items`, within [32, 1024].
+/// items of `items`, within [1, 1024] (short rows share a warp).
 fn segment_threads(items: usize, per_thread: usize) -> u32 {
     items
         .div_ceil(per_thread)
-        .clamp(32, 1024)
+        .clamp(1, 1024)
         .next_power_of_two() as u32
 }
 
@@ -330,10 +330,13 @@ mod tests {
 
     #[test]
     fn segments_fit_the_rows() {
-        assert_eq!(segment_threads(1, FWD_ITEMS), 32);
+        assert_eq!(segment_threads(1, FWD_ITEMS), 1);
+        assert_eq!(segment_threads(16, FWD_ITEMS), 4);
+        assert_eq!(segment_threads(100, BWD_ITEMS), 64);
         assert_eq!(segment_threads(512, FWD_ITEMS), 128);
         assert_eq!(segment_threads(513, FWD_ITEMS), 256);
         assert_eq!(segment_threads(1 << 20, FWD_ITEMS), 1024);
+        assert_eq!(row_block(4), (256, 64));
         assert_eq!(row_block(32), (256, 8));
         assert_eq!(row_block(512), (512, 1));
     }

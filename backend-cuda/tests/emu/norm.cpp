@@ -9,7 +9,7 @@ static const double U = 1.0 / 16777216.0;
 
 // src/ops/norm.rs: segment_threads, row_block, vec4_ok, TARGET_THREADS.
 static unsigned segment_threads(size_t items, size_t per) {
-    const size_t t = std::clamp<size_t>((items + per - 1) / per, 32, 1024);
+    const size_t t = std::clamp<size_t>((items + per - 1) / per, 1, 1024);
     size_t p = 1;
     while (p < t) p <<= 1;
     return (unsigned)p;
