@@ -718,11 +718,12 @@ impl Gpu {
 
     /// Dispatch `kernel` over `rows` rows in chunks of rows whose bindings each fit
     /// the binding limit: every [`Part::Rows`] buffer is bound from the chunk's first
-    /// row (so the kernel indexes rows from 0 in every chunk), every [`Part::Whole`]
-    /// buffer whole. `chunk(first_row, rows)` gives each chunk's parameters and
-    /// workgroup count. Chunks hold a multiple of `alignment / 4` rows (fewer when the
-    /// row widths allow), which keeps every range's offset aligned. One chunk (one dispatch,
-    /// as [`Gpu::dispatch`]) when everything fits.
+    /// row (so the kernel indexes rows from 0 in every chunk), every [`Part::Blocks`]
+    /// buffer from the chunk's first block, every [`Part::Whole`] buffer whole.
+    /// `chunk(first_row, rows)` gives each chunk's parameters and workgroup count.
+    /// Chunks hold a multiple of `alignment / 4` rows (fewer when the row widths
+    /// allow), which keeps every range's offset aligned. One chunk (one dispatch, as
+    /// [`Gpu::dispatch`]) when everything fits.
     ///
     /// Element-wise kernels are the case of one-element rows
     /// ([`crate::WgpuBackend::elementwise_chunked`]).
@@ -732,6 +733,22 @@ impl Gpu {
         kernel: Kernel,
         parts: &[Part<'_>],
         rows: usize,
+        chunk: impl FnMut(usize, usize) -> Result<(Params, u64)>,
+    ) -> Result<()> {
+        self.dispatch_rows_by(op, kernel, parts, rows, 1, chunk)
+    }
+
+    /// [`Gpu::dispatch_rows`] with every chunk but the last holding a multiple of
+    /// `multiple` rows, for kernels whose workgroups cover fixed runs of rows (a
+    /// reduction's `CHUNK` elements): each chunk then starts at a workgroup boundary
+    /// of the unchunked dispatch, and computes exactly what that dispatch would.
+    pub(crate) fn dispatch_rows_by(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        parts: &[Part<'_>],
+        rows: usize,
+        multiple: usize,
         mut chunk: impl FnMut(usize, usize) -> Result<(Params, u64)>,
     ) -> Result<()> {
         if rows == 0 {
@@ -741,64 +758,75 @@ impl Gpu {
         // range then starts at a multiple of the alignment (align/4 rows always do;
         // fewer do when every width has the factors of two that make up the rest).
         let q = (self.binding_alignment() / F32) as usize;
-        let step = parts
-            .iter()
-            .map(|p| match *p {
-                Part::Rows(_, width) if width > 0 => {
-                    q >> width.trailing_zeros().min(q.trailing_zeros())
-                }
-                _ => 1,
-            })
-            .max()
-            .unwrap_or(1);
-        let mut per = rows;
+        let mut step = multiple.max(1);
         for part in parts {
-            match *part {
+            let (per, width) = match *part {
+                Part::Whole(_) => continue,
+                Part::Rows(_, width) => (1, width),
+                Part::Blocks(_, per, width) => (per.max(1), width),
+            };
+            let s = if width > 0 {
+                per * (q >> width.trailing_zeros().min(q.trailing_zeros()))
+            } else {
+                per
+            };
+            step = lcm(step, s).ok_or(BrainError::SizeOverflow { op })?;
+        }
+        let mut fit_rows = rows;
+        for part in parts {
+            let (b, per, width) = match *part {
                 Part::Whole(b) if b.size() > self.max_binding => {
                     return Err(self.too_big(op, b.size()))
                 }
-                Part::Whole(_) => {}
-                Part::Rows(b, width) => {
-                    let row_bytes = width as u64 * F32;
-                    let bytes = (rows as u64).saturating_mul(row_bytes);
-                    if bytes > b.size() {
-                        return Err(BrainError::Backend(format!(
-                            "wgpu: {op}: {rows} rows of {width} elements do not fit a \
-                             {}-byte buffer",
-                            b.size()
-                        )));
-                    }
-                    if bytes > self.max_binding {
-                        let fit = (self.max_binding / row_bytes) as usize / step * step;
-                        if fit == 0 {
-                            return Err(BrainError::Unsupported(format!(
-                                "wgpu: {op}: {step} rows of {width} elements exceed the \
-                                 adapter's storage binding limit of {} bytes",
-                                self.max_binding
-                            )));
-                        }
-                        per = per.min(fit);
-                    }
+                Part::Whole(_) => continue,
+                Part::Rows(b, width) => (b, 1, width),
+                Part::Blocks(b, per, width) => (b, per.max(1), width),
+            };
+            let unit_bytes = width as u64 * F32;
+            let units = rows.div_ceil(per) as u64;
+            let bytes = units.saturating_mul(unit_bytes);
+            if bytes > b.size() {
+                return Err(BrainError::Backend(format!(
+                    "wgpu: {op}: {units} runs of {width} elements do not fit a {}-byte buffer",
+                    b.size()
+                )));
+            }
+            if bytes > self.max_binding {
+                let fit =
+                    ((self.max_binding / unit_bytes) as usize).saturating_mul(per) / step * step;
+                if fit == 0 {
+                    return Err(BrainError::Unsupported(format!(
+                        "wgpu: {op}: {step} rows (runs of {width} elements) exceed the \
+                         adapter's storage binding limit of {} bytes",
+                        self.max_binding
+                    )));
                 }
+                fit_rows = fit_rows.min(fit);
             }
         }
         let mut first = 0;
         while first < rows {
-            let n = per.min(rows - first);
+            let n = fit_rows.min(rows - first);
             let slices: Vec<Slice<'_>> = parts
                 .iter()
-                .map(|part| match *part {
-                    Part::Whole(buf) => Slice::whole(buf),
-                    Part::Rows(buf, 0) => Slice {
+                .map(|part| {
+                    let (buf, per, width) = match *part {
+                        Part::Whole(buf) => return Slice::whole(buf),
+                        Part::Rows(buf, width) => (buf, 1, width),
+                        Part::Blocks(buf, per, width) => (buf, per.max(1), width),
+                    };
+                    if width == 0 {
+                        return Slice {
+                            buf,
+                            offset: 0,
+                            size: F32,
+                        };
+                    }
+                    Slice {
                         buf,
-                        offset: 0,
-                        size: F32,
-                    },
-                    Part::Rows(buf, width) => Slice {
-                        buf,
-                        offset: (first * width) as u64 * F32,
-                        size: (n * width) as u64 * F32,
-                    },
+                        offset: (first / per * width) as u64 * F32,
+                        size: (n.div_ceil(per) * width) as u64 * F32,
+                    }
                 })
                 .collect();
             let (params, groups) = chunk(first, n)?;
@@ -1069,6 +1097,22 @@ pub(crate) enum Part<'a> {
     Whole(&'a wgpu::Buffer),
     /// Rows of this many elements: each chunk binds its own rows.
     Rows(&'a wgpu::Buffer, usize),
+    /// `Blocks(buf, per, width)`: `width` elements for each run of `per` rows (the
+    /// last run may be shorter), e.g. the partial sums of a reduction whose
+    /// workgroups cover `per` rows each. Chunks hold whole runs and bind their own.
+    Blocks(&'a wgpu::Buffer, usize, usize),
+}
+
+/// Least common multiple; `None` on overflow.
+fn lcm(a: usize, b: usize) -> Option<usize> {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    if x == 0 {
+        return Some(0);
+    }
+    (a / x).checked_mul(b)
 }
 
 /// The adapter named by `wanted` (a lower-case substring), else the most capable kind:

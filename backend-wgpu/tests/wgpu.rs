@@ -1908,3 +1908,271 @@ fn kernels_are_timed_on_the_device() {
         be.sync().unwrap();
     });
 }
+
+/// Every kernel chunked by the families beyond the element-wise ones (AdamW's sum of
+/// squares and update, the Philox streams and dropout, MSE, the diffusion kernels,
+/// row L2 normalisation, row reductions, LayerNorm, the GroupNorm forward) gives,
+/// with the binding limit lowered to 256 KiB, bit for bit what one dispatch gives
+/// (not lower: ranges of rows start at aligned offsets of every binding, e.g. every
+/// 4096·align/4 elements for MSE's partial sums, every align/4 rows of 5000).
+#[test]
+fn chunked_kernels_match_one_dispatch() {
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: chunked_kernels_match_one_dispatch: {e}"),
+    };
+    const LIMIT: u64 = 256 << 10;
+    let whole = chunked_family_outputs(&be, LIMIT);
+    be.limit_storage_binding_size(LIMIT);
+    let chunked = chunked_family_outputs(&be, LIMIT);
+    assert_eq!(whole.len(), chunked.len());
+    for ((name, w), (_, c)) in whole.iter().zip(&chunked) {
+        assert_eq!(w.len(), c.len(), "{name}");
+        let bad = (0..w.len()).find(|&i| w[i].to_bits() != c[i].to_bits());
+        assert_eq!(
+            bad,
+            None,
+            "{name}: {:?} vs {:?}",
+            bad.map(|i| w[i]),
+            bad.map(|i| c[i])
+        );
+    }
+    // The GroupNorm backward does not split its tensors: a typed refusal.
+    let shape = brain_core::GroupNormShape {
+        batch: 100,
+        channels: 8,
+        spatial: 100,
+        groups: 4,
+    };
+    let n = 100 * 8 * 100;
+    let x = be.upload(&pattern(n, 3, -2.0, 4.0)).unwrap();
+    let gamma = be.upload(&pattern(8, 4, 0.5, 1.0)).unwrap();
+    let (mut y, mut mean, mut rstd) = (
+        be.alloc(n).unwrap(),
+        be.alloc(400).unwrap(),
+        be.alloc(400).unwrap(),
+    );
+    be.groupnorm_forward(
+        &x, &gamma, &gamma, &mut y, &mut mean, &mut rstd, &shape, 1e-5,
+    )
+    .unwrap();
+    let (mut dg, mut db) = (be.alloc(8).unwrap(), be.alloc(8).unwrap());
+    let r = be.groupnorm_backward(
+        &x, &x, &gamma, &mean, &rstd, &mut y, &mut dg, &mut db, &shape,
+    );
+    assert!(matches!(r, Err(BrainError::Unsupported(_))), "{r:?}");
+    be.sync().unwrap();
+}
+
+/// The outputs of the chunked kernels of `chunked_kernels_match_one_dispatch`, each
+/// over more than `limit` bytes.
+fn chunked_family_outputs(be: &WgpuBackend, limit: u64) -> Vec<(&'static str, Vec<f32>)> {
+    let mut out: Vec<(&'static str, Vec<f32>)> = Vec::new();
+    let big = |n: usize| assert!(n as u64 * 4 > limit, "{n} elements fit one binding");
+    let up = |v: &[f32]| be.upload(v).unwrap();
+    let mut keep = |name: &'static str, b: &backend_wgpu::WgpuBuffer| {
+        out.push((name, be.download_vec(b).unwrap()));
+    };
+
+    // AdamW, clipped, over two tensors (21 and 17 gradient CHUNKs); the second starts at
+    // a partial slot that is no multiple of anything.
+    let sizes = [20 * 4096 + 17, 17 * 4096 - 3];
+    let mut bufs: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(t, &n)| {
+            big(n);
+            (
+                up(&pattern(n, 10 + t as u64, -1.0, 2.0)),
+                up(&pattern(n, 20 + t as u64, -3.0, 6.0)),
+                up(&pattern(n, 30 + t as u64, -0.1, 0.2)),
+                up(&pattern(n, 40 + t as u64, 0.0, 0.01)),
+            )
+        })
+        .collect();
+    let mut ts: Vec<_> = bufs
+        .iter_mut()
+        .map(|(p, g, m, v)| brain_core::AdamWTensor {
+            param: p,
+            grad: g,
+            exp_avg: m,
+            exp_avg_sq: v,
+        })
+        .collect();
+    let cfg = brain_core::AdamW {
+        max_grad_norm: Some(1.0),
+        step: 3,
+        ..Default::default()
+    };
+    let mut norm = be.alloc(1).unwrap();
+    be.adamw_step(&cfg, &mut ts, Some(&mut norm)).unwrap();
+    drop(ts);
+    keep("adamw grad_norm", &norm);
+    for (p, _, m, v) in &bufs {
+        keep("adamw param", p);
+        keep("adamw exp_avg", m);
+        keep("adamw exp_avg_sq", v);
+    }
+    drop(bufs);
+
+    // Philox streams and dropout: chunks of whole blocks, counters from the absolute
+    // block index.
+    let n = 140_001;
+    big(n);
+    let (seed, offset) = (0x0123_4567_89ab_cdef, u64::MAX - 3);
+    let mut b = be.alloc(n).unwrap();
+    be.fill_uniform(&mut b, seed, offset).unwrap();
+    keep("fill_uniform", &b);
+    be.fill_normal(&mut b, seed, offset, 0.5, 2.0).unwrap();
+    keep("fill_normal", &b);
+    let mut bits = be.alloc(n + 1).unwrap();
+    be.philox_bits(&mut bits, seed, offset).unwrap();
+    keep("philox_bits", &bits);
+    let x = up(&pattern(n, 5, -4.0, 8.0));
+    let d = brain_core::Dropout {
+        p: 0.3,
+        seed,
+        offset: 7,
+    };
+    be.dropout_forward(&d, &x, &mut b).unwrap();
+    keep("dropout_forward", &b);
+    be.dropout_backward(&d, &x, &mut b).unwrap();
+    keep("dropout_backward", &b);
+
+    // MSE: partial sums per CHUNK, in ranges of whole CHUNKs; the gradients.
+    let y = up(&pattern(n, 6, -4.0, 8.0));
+    let mut loss = be.alloc(1).unwrap();
+    be.mse_forward(&x, &y, &mut loss).unwrap();
+    keep("mse_forward", &loss);
+    let (mut da, mut db) = (up(&pattern(n, 7, -1.0, 2.0)), up(&pattern(n, 8, -1.0, 2.0)));
+    be.mse_backward(&x, &y, 0.7, Some(&mut da), Some(&mut db))
+        .unwrap();
+    be.mse_backward(&x, &y, 0.3, Some(&mut da), None).unwrap();
+    be.mse_backward(&x, &y, 0.2, None, Some(&mut db)).unwrap();
+    keep("mse_backward da", &da);
+    keep("mse_backward db", &db);
+
+    // Diffusion: the step (noise, clipping, x̂₀), add_noise over 7 samples, guidance.
+    let step = brain_core::SchedulerStep {
+        prediction: brain_core::PredictionType::VPrediction,
+        alpha_prod_t: 0.6,
+        clip_sample: Some(1.5),
+        coef_x0: 0.4,
+        coef_eps: 0.3,
+        coef_sample: 0.2,
+        coef_noise: 0.1,
+    };
+    let noise = up(&pattern(n, 9, -3.0, 6.0));
+    let (mut prev, mut px) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+    be.scheduler_step(&step, &x, &y, Some(&noise), &mut prev, Some(&mut px))
+        .unwrap();
+    keep("scheduler_step prev", &prev);
+    keep("scheduler_step pred_x0", &px);
+    let sa: Vec<f64> = (0..7).map(|s| 0.9 - 0.1 * s as f64).collect();
+    let sb: Vec<f64> = (0..7).map(|s| 0.1 + 0.13 * s as f64).collect();
+    let mut noisy = be.alloc(140_000).unwrap();
+    let (x7, n7) = (
+        up(&pattern(140_000, 11, -1.0, 2.0)),
+        up(&pattern(140_000, 12, -1.0, 2.0)),
+    );
+    be.add_noise(&x7, &n7, &sa, &sb, &mut noisy).unwrap();
+    keep("add_noise", &noisy);
+    be.guidance_combine(&x, &y, 7.5, &mut prev).unwrap();
+    keep("guidance_combine", &prev);
+
+    // Row L2 normalisation: short rows, and rows of two sum chunks (> 4096 values).
+    for (rows, cols) in [(700, 100), (17, 5000)] {
+        let n = rows * cols;
+        big(n);
+        let x = up(&pattern(n, 13, -2.0, 4.0));
+        let dy = up(&pattern(n, 14, -2.0, 4.0));
+        let (mut y, mut norms, mut dx) = (
+            be.alloc(n).unwrap(),
+            be.alloc(rows).unwrap(),
+            be.alloc(n).unwrap(),
+        );
+        be.l2_normalize_rows_forward(&x, &mut y, &mut norms, rows, cols)
+            .unwrap();
+        be.l2_normalize_rows_backward(&dy, &x, &norms, &mut dx, rows, cols)
+            .unwrap();
+        keep("l2_normalize_rows y", &y);
+        keep("l2_normalize_rows norms", &norms);
+        keep("l2_normalize_rows dx", &dx);
+    }
+
+    // Row reductions, every op.
+    let (rows, cols) = (3000, 33);
+    big(rows * cols);
+    let x = up(&pattern(rows * cols, 15, -3.0, 6.0));
+    let mut r = be.alloc(rows).unwrap();
+    for op in [
+        RowReduce::Sum,
+        RowReduce::Mean,
+        RowReduce::Max,
+        RowReduce::LogSumExp,
+        RowReduce::SumSquares,
+    ] {
+        be.reduce_rows(op, &x, &mut r, rows, cols).unwrap();
+        keep("reduce_rows", &r);
+    }
+
+    // LayerNorm forward and backward (dx; dγ, dβ from blocks of 128 rows).
+    let (rows, cols) = (2000, 40);
+    let n = rows * cols;
+    big(n);
+    let x = up(&pattern(n, 16, 5.0, 3.0));
+    let dy = up(&pattern(n, 17, -1.0, 2.0));
+    let gamma = up(&pattern(cols, 18, 0.5, 1.0));
+    let beta = up(&pattern(cols, 19, -0.5, 1.0));
+    let (mut y, mut mean, mut rstd, mut dx) = (
+        be.alloc(n).unwrap(),
+        be.alloc(rows).unwrap(),
+        be.alloc(rows).unwrap(),
+        be.alloc(n).unwrap(),
+    );
+    be.layernorm_forward(
+        &x, &gamma, &beta, &mut y, &mut mean, &mut rstd, rows, cols, 1e-5,
+    )
+    .unwrap();
+    let (mut dg, mut db) = (up(&pattern(cols, 20, 0.0, 1.0)), be.alloc(cols).unwrap());
+    be.layernorm_backward(
+        &dy, &x, &gamma, &mean, &rstd, &mut dx, &mut dg, &mut db, rows, cols,
+    )
+    .unwrap();
+    for (name, b) in [
+        ("layernorm y", &y),
+        ("layernorm mean", &mean),
+        ("layernorm rstd", &rstd),
+        ("layernorm dx", &dx),
+        ("layernorm dgamma", &dg),
+        ("layernorm dbeta", &db),
+    ] {
+        keep(name, b);
+    }
+
+    // GroupNorm forward: ranges of whole batch items.
+    let shape = brain_core::GroupNormShape {
+        batch: 100,
+        channels: 8,
+        spatial: 100,
+        groups: 4,
+    };
+    let n = 100 * 8 * 100;
+    big(n);
+    let x = up(&pattern(n, 21, -2.0, 4.0));
+    let gamma = up(&pattern(8, 22, 0.5, 1.0));
+    let beta = up(&pattern(8, 23, -0.5, 1.0));
+    let (mut y, mut mean, mut rstd) = (
+        be.alloc(n).unwrap(),
+        be.alloc(400).unwrap(),
+        be.alloc(400).unwrap(),
+    );
+    be.groupnorm_forward(
+        &x, &gamma, &beta, &mut y, &mut mean, &mut rstd, &shape, 1e-5,
+    )
+    .unwrap();
+    keep("groupnorm y", &y);
+    keep("groupnorm mean", &mean);
+    keep("groupnorm rstd", &rstd);
+    out
+}
