@@ -2176,3 +2176,113 @@ fn chunked_family_outputs(be: &WgpuBackend, limit: u64) -> Vec<(&'static str, Ve
     keep("groupnorm rstd", &rstd);
     out
 }
+
+/// AdamW (clipped, with the gradient norm) and dropout on a tensor beyond the real
+/// 128 MiB binding limit (BrainMCLIP's largest weight is 442M floats), against the
+/// same arithmetic on the CPU: the norm within a tree sum's error of the f64 one, the
+/// update within an ulp or two (the driver may fuse multiply-adds), dropout exactly.
+#[test]
+fn adamw_and_dropout_beyond_the_binding_limit() {
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: adamw_and_dropout_beyond_the_binding_limit: {e}"),
+    };
+    const LIMIT: u64 = 128 << 20;
+    be.limit_storage_binding_size(LIMIT);
+    let t = std::time::Instant::now();
+    let sizes = [(LIMIT / 4) as usize + 400_003, 1000];
+    assert!(sizes[0] as u64 * 4 > LIMIT);
+    let host: Vec<[Vec<f32>; 4]> = sizes
+        .iter()
+        .enumerate()
+        .map(|(t, &n)| {
+            let s = 100 + 4 * t as u64;
+            [
+                pattern(n, s, -1.0, 2.0),
+                pattern(n, s + 1, -0.01, 0.02),
+                pattern(n, s + 2, -0.001, 0.002),
+                pattern(n, s + 3, 0.0, 1e-5),
+            ]
+        })
+        .collect();
+    let mut bufs: Vec<_> = host
+        .iter()
+        .map(|[p, g, m, v]| {
+            (
+                be.upload(p).unwrap(),
+                be.upload(g).unwrap(),
+                be.upload(m).unwrap(),
+                be.upload(v).unwrap(),
+            )
+        })
+        .collect();
+    let mut ts: Vec<_> = bufs
+        .iter_mut()
+        .map(|(p, g, m, v)| brain_core::AdamWTensor {
+            param: p,
+            grad: g,
+            exp_avg: m,
+            exp_avg_sq: v,
+        })
+        .collect();
+    let cfg = brain_core::AdamW {
+        max_grad_norm: Some(1.0),
+        step: 5,
+        ..Default::default()
+    };
+    let mut norm = be.alloc(1).unwrap();
+    be.adamw_step(&cfg, &mut ts, Some(&mut norm)).unwrap();
+    drop(ts);
+    let got_norm = be.download_vec(&norm).unwrap()[0];
+    let want_norm = host
+        .iter()
+        .flat_map(|[_, g, _, _]| g.iter().map(|&x| f64::from(x) * f64::from(x)))
+        .sum::<f64>()
+        .sqrt();
+    let rel = (f64::from(got_norm) - want_norm).abs() / want_norm;
+    assert!(rel < 1e-5, "grad norm {got_norm} vs {want_norm}");
+    assert!(want_norm > 1.0, "the clip must be active");
+    use brain_core::reference::adamw::{adamw_element, clip_coefficient, AdamWScalars};
+    let clip: f32 = clip_coefficient(got_norm, cfg.max_grad_norm);
+    let s = AdamWScalars::<f32>::new(&cfg);
+    for ((p, _, m, v), [hp, hg, hm, hv]) in bufs.iter().zip(&host) {
+        let (gp, gm, gv) = (
+            be.download_vec(p).unwrap(),
+            be.download_vec(m).unwrap(),
+            be.download_vec(v).unwrap(),
+        );
+        let close = |g: f32, w: f32| (g - w).abs() <= 2.5e-7 * w.abs().max(1e-3);
+        let bad = (0..hp.len()).find(|&i| {
+            let (wp, wm, wv) = adamw_element(&s, hp[i], hg[i] * clip, hm[i], hv[i]);
+            !(close(gp[i], wp) && close(gm[i], wm) && close(gv[i], wv))
+        });
+        assert_eq!(
+            bad.map(|i| (i, gp[i], gm[i], gv[i])),
+            None,
+            "adamw over {} elements",
+            hp.len()
+        );
+    }
+    println!("adamw over {} floats: {:?}", sizes[0], t.elapsed());
+
+    let t = std::time::Instant::now();
+    let d = brain_core::Dropout {
+        p: 0.1,
+        seed: 0xfeed_beef,
+        offset: 3,
+    };
+    let x = &bufs[0].1;
+    let mut y = be.alloc(sizes[0]).unwrap();
+    be.dropout_forward(&d, x, &mut y).unwrap();
+    let got = be.download_vec(&y).unwrap();
+    let (threshold, scale) = (d.threshold(), d.keep_scale() as f32);
+    let hx = &host[0][1];
+    let bad = (0..hx.len()).find(|&i| {
+        let keep = brain_core::philox::bits24(brain_core::philox::word(d.seed, d.offset, i as u64))
+            >= threshold;
+        got[i].to_bits() != (hx[i] * if keep { scale } else { 0.0 }).to_bits()
+    });
+    assert_eq!(bad, None, "dropout");
+    println!("dropout over {} floats: {:?}", sizes[0], t.elapsed());
+    be.sync().unwrap();
+}
