@@ -211,6 +211,42 @@ fn write_is_ordered() {
     });
 }
 
+/// Batched recording keeps the call order: dispatches (more than one batch of them),
+/// writes, copies and the zero fill of reused pool buffers, each checked against
+/// the same sequence on the host.
+#[test]
+fn batched_work_stays_ordered() {
+    with("batched_work_stays_ordered", |be| {
+        let n = 64;
+        let ones = be.upload(&vec![1.0; n]).unwrap();
+        let mut x = be.upload(&vec![1.0; n]).unwrap();
+        let mut want = vec![1.0f32; n];
+        let mut copies = Vec::new();
+        for i in 0..700 {
+            be.scale(&mut x, 0.5).unwrap();
+            be.axpy(1.0, &ones, &mut x).unwrap();
+            want.iter_mut().for_each(|v| *v = *v * 0.5 + 1.0);
+            if i % 37 == 0 {
+                let w: Vec<f32> = (0..n).map(|j| (i + j) as f32).collect();
+                be.write(&mut x, &w).unwrap();
+                want.copy_from_slice(&w);
+            }
+            if i % 53 == 0 {
+                // A pooled temporary: zero-filled after its previous owner's last use.
+                let mut t = be.alloc(n).unwrap();
+                be.axpy(2.0, &x, &mut t).unwrap();
+                let mut c = be.alloc(n).unwrap();
+                be.copy(&t, &mut c).unwrap();
+                copies.push((c, want.iter().map(|v| 2.0 * v).collect::<Vec<f32>>()));
+            }
+        }
+        assert_eq!(be.download_vec(&x).unwrap(), want);
+        for (c, w) in &copies {
+            assert_eq!(&be.download_vec(c).unwrap(), w);
+        }
+    });
+}
+
 /// Bad lengths are typed errors, and a huge alloc (or one past the adapter's
 /// max_buffer_size) is an out-of-memory error: none of them panics.
 #[test]
@@ -2285,4 +2321,58 @@ fn adamw_and_dropout_beyond_the_binding_limit() {
     assert_eq!(bad, None, "dropout");
     println!("dropout over {} floats: {:?}", sizes[0], t.elapsed());
     be.sync().unwrap();
+}
+
+/// Host cost of a dispatch: many small element-wise kernels (and a few row
+/// reductions), timed on the host from the first call to the end of a `sync`.
+/// `cargo test -p backend-wgpu --test wgpu dispatch_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run it by name"]
+fn dispatch_cost() {
+    with("dispatch_cost", |be| {
+        let n = 1024;
+        let x = be.upload(&pattern(n, 1, -1.0, 2.0)).unwrap();
+        let mut y = be.upload(&pattern(n, 2, -1.0, 2.0)).unwrap();
+        let mut r = be.alloc(8).unwrap();
+        // Warm up: pipelines compiled, pool filled.
+        for _ in 0..20 {
+            be.axpy(0.5, &x, &mut y).unwrap();
+            be.scale(&mut y, 0.5).unwrap();
+            be.reduce_rows(RowReduce::Sum, &y, &mut r, 8, 128).unwrap();
+        }
+        be.sync().unwrap();
+        for round in 0..3 {
+            let reps = 1000;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                be.axpy(0.5, &x, &mut y).unwrap();
+                be.scale(&mut y, 0.5).unwrap();
+                be.reduce_rows(RowReduce::Sum, &y, &mut r, 8, 128).unwrap();
+            }
+            let record = t.elapsed();
+            be.sync().unwrap();
+            let total = t.elapsed();
+            println!(
+                "round {round}: {} dispatches: {:.1} µs/dispatch recorded, {:.1} µs/dispatch \
+                 until synced",
+                3 * reps,
+                record.as_secs_f64() * 1e6 / (3 * reps) as f64,
+                total.as_secs_f64() * 1e6 / (3 * reps) as f64
+            );
+        }
+        // Temporaries: alloc + kernel + drop, as inside a training step.
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let mut tmp = be.alloc(n).unwrap();
+            be.add(&x, &y, &mut tmp).unwrap();
+            be.axpy(-0.5, &tmp, &mut y).unwrap();
+        }
+        be.sync().unwrap();
+        println!(
+            "alloc + add + axpy + drop: {:.1} µs per iteration",
+            t.elapsed().as_secs_f64() * 1e6 / 1000.0
+        );
+        let got = be.download_vec(&y).unwrap();
+        assert!(got.iter().all(|v| v.is_finite()));
+    });
 }
