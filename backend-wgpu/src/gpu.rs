@@ -2,13 +2,21 @@
 //! (pooled, see `pool.rs`) and their transfers, the pipeline cache, and dispatch,
 //! whole or in chunks that bind buffer ranges (for tensors larger than one storage
 //! binding).
+//!
+//! Dispatches, copies and zero fills are recorded into one command encoder (a
+//! [`Batch`]) in call order and submitted together: every [`BATCH`] commands, and
+//! before anything that must see them done or that the queue would order before them
+//! (`write`, whose staged data lands before the next submission; `download`; `sync`).
+//! Each dispatch's parameter block takes the next slot of a uniform arena bound with a
+//! dynamic offset; the batch's slots are written with one `write_buffer` just before
+//! its submission (after the previous batch's, which wgpu orders after that batch's
+//! use of the arena).
 
 use crate::pool::{self, Pool, PoolStats};
 use brain_core::{BrainError, Result};
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::{mpsc, Arc, Mutex, PoisonError, Weak};
-use wgpu::util::DeviceExt;
 
 const F32: u64 = std::mem::size_of::<f32>() as u64;
 
@@ -19,6 +27,15 @@ const TRANSFER_CHUNK: u64 = 64 << 20;
 
 /// A staging buffer up to this size is kept for the next download.
 const KEEP_STAGING: u64 = 4 << 20;
+
+/// Dispatches (and copies, clears) recorded into one command encoder before it is
+/// submitted; `write`, `download` and `sync` submit it earlier.
+const BATCH: usize = 128;
+
+/// Bytes of the uniform binding of every dispatch: the largest `Params` block a
+/// kernel may use (64 words); each dispatch's slot of the arena is this, rounded up
+/// to the uniform offset alignment.
+const PARAMS_BYTES: u64 = 256;
 
 /// Usage of every tensor buffer: bound as storage, and the source or target of copies
 /// (uploads, downloads, `copy`).
@@ -176,6 +193,13 @@ pub(crate) struct Gpu {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// While [`Gpu::time`] runs: the query sets the dispatches write timestamps to.
     timing: Mutex<Option<Timing>>,
+    /// Work recorded but not yet submitted, and the uniform arena it reads.
+    batch: Mutex<Batch>,
+    /// The uniform arena: one slot of `slot` bytes per dispatch of a batch, bound
+    /// with a dynamic offset; written with one `write_buffer` when the batch is
+    /// submitted (queued writes land before the submission, after earlier ones).
+    arena: wgpu::Buffer,
+    slot: u64,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     errors: Arc<ErrorSlot>,
@@ -232,7 +256,18 @@ impl Gpu {
             }
         });
         let limits = device.limits();
+        let slot = PARAMS_BYTES
+            .next_multiple_of(u64::from(limits.min_uniform_buffer_offset_alignment.max(4)));
+        let arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: slot * BATCH as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Gpu {
+            batch: Mutex::new(Batch::default()),
+            arena,
+            slot,
             max_groups: limits.max_compute_workgroups_per_dimension.max(1),
             max_binding: limits.max_storage_buffer_binding_size & !(F32 - 1),
             pool: Arc::new(Pool::new(pool::DEFAULT_CAPACITY)),
@@ -302,12 +337,10 @@ impl Gpu {
         let class = self.class(bytes);
         match self.pool.take(class) {
             Some(buf) => {
-                // The zero fill is the new owner's first use, queued after the previous
-                // owner's last (see pool.rs). Submitted now: a `write` staged after this
-                // call must land after the fill.
-                let mut enc = self.encoder();
-                enc.clear_buffer(&buf, 0, Some(bytes));
-                self.queue.submit([enc.finish()]);
+                // The zero fill is the new owner's first use, recorded after the previous
+                // owner's last (see pool.rs); a `write` staged after this call submits
+                // the batch first, so it lands after the fill.
+                self.record(|enc| enc.clear_buffer(&buf, 0, Some(bytes)));
                 Ok(buf)
             }
             None => self.create(class, false),
@@ -375,9 +408,12 @@ impl Gpu {
     }
 
     /// Overwrite the first `data.len()` elements of `dst`. Queued: it lands after
-    /// everything submitted before and before everything submitted after. Large
+    /// everything recorded before and before everything recorded after. Large
     /// writes go in chunks, each flushed before the next is staged.
     pub(crate) fn write(&self, dst: &wgpu::Buffer, data: &[f32]) {
+        // Queued writes land before the next submission: the work recorded so far
+        // (which may use `dst`) goes first.
+        self.flush();
         let per = (TRANSFER_CHUNK / F32) as usize;
         for (i, piece) in data.chunks(per).enumerate() {
             if i > 0 {
@@ -449,9 +485,8 @@ impl Gpu {
         dst: &mut [f32],
     ) -> Result<()> {
         let size = dst.len() as u64 * F32;
-        let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(src, offset, staging, 0, size);
-        self.queue.submit([enc.finish()]);
+        self.record(|enc| enc.copy_buffer_to_buffer(src, offset, staging, 0, size));
+        self.flush();
         let (tx, rx) = mpsc::channel();
         let slice = staging.slice(..size);
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -493,14 +528,13 @@ impl Gpu {
         if len == 0 {
             return;
         }
-        let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, len as u64 * F32);
-        self.queue.submit([enc.finish()]);
+        self.record(|enc| enc.copy_buffer_to_buffer(src, 0, dst, 0, len as u64 * F32));
     }
 
     /// Wait until the queue is idle, then report any error the driver raised meanwhile.
     pub(crate) fn sync(&self) -> Result<()> {
-        // Flush writes queued by `write` even when nothing else was submitted.
+        // Submit the batch, and writes queued by `write` even when nothing else was.
+        self.flush();
         self.queue.submit(std::iter::empty());
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -514,6 +548,37 @@ impl Gpu {
     fn encoder(&self) -> wgpu::CommandEncoder {
         self.device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    /// Record a command (copy, clear) into the batch, after everything recorded before.
+    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let mut batch = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
+        let enc = batch.enc.get_or_insert_with(|| self.encoder());
+        f(enc);
+        batch.commands += 1;
+        if batch.commands >= BATCH {
+            self.submit(&mut batch);
+        }
+    }
+
+    /// Submit the recorded batch, if any.
+    pub(crate) fn flush(&self) {
+        let mut batch = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
+        self.submit(&mut batch);
+    }
+
+    /// Write the batch's parameter blocks into the arena, then submit its commands:
+    /// the write lands before them, after every earlier submission.
+    fn submit(&self, batch: &mut Batch) {
+        let Some(enc) = batch.enc.take() else {
+            return;
+        };
+        if !batch.params.is_empty() {
+            self.queue.write_buffer(&self.arena, 0, &batch.params);
+            batch.params.clear();
+        }
+        batch.commands = 0;
+        self.queue.submit([enc.finish()]);
     }
 
     // ------------------------------------------------------------ pipelines
@@ -534,7 +599,7 @@ impl Gpu {
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
             count: None,
@@ -659,7 +724,7 @@ impl Gpu {
         ))
     }
 
-    /// Record and submit one dispatch of `kernel` over `groups` workgroups with the
+    /// Record one dispatch of `kernel` over `groups` workgroups into the batch with the
     /// buffers, bound whole, in the order of `kernel.bindings`. A buffer larger than
     /// one binding is refused ([`BrainError::Unsupported`]): kernels that handle such
     /// tensors use [`Gpu::dispatch_rows`] or [`Gpu::dispatch_slices`].
@@ -718,11 +783,12 @@ impl Gpu {
 
     /// Dispatch `kernel` over `rows` rows in chunks of rows whose bindings each fit
     /// the binding limit: every [`Part::Rows`] buffer is bound from the chunk's first
-    /// row (so the kernel indexes rows from 0 in every chunk), every [`Part::Whole`]
-    /// buffer whole. `chunk(first_row, rows)` gives each chunk's parameters and
-    /// workgroup count. Chunks hold a multiple of `alignment / 4` rows (fewer when the
-    /// row widths allow), which keeps every range's offset aligned. One chunk (one dispatch,
-    /// as [`Gpu::dispatch`]) when everything fits.
+    /// row (so the kernel indexes rows from 0 in every chunk), every [`Part::Blocks`]
+    /// buffer from the chunk's first block, every [`Part::Whole`] buffer whole.
+    /// `chunk(first_row, rows)` gives each chunk's parameters and workgroup count.
+    /// Chunks hold a multiple of `alignment / 4` rows (fewer when the row widths
+    /// allow), which keeps every range's offset aligned. One chunk (one dispatch, as
+    /// [`Gpu::dispatch`]) when everything fits.
     ///
     /// Element-wise kernels are the case of one-element rows
     /// ([`crate::WgpuBackend::elementwise_chunked`]).
@@ -732,6 +798,22 @@ impl Gpu {
         kernel: Kernel,
         parts: &[Part<'_>],
         rows: usize,
+        chunk: impl FnMut(usize, usize) -> Result<(Params, u64)>,
+    ) -> Result<()> {
+        self.dispatch_rows_by(op, kernel, parts, rows, 1, chunk)
+    }
+
+    /// [`Gpu::dispatch_rows`] with every chunk but the last holding a multiple of
+    /// `multiple` rows, for kernels whose workgroups cover fixed runs of rows (a
+    /// reduction's `CHUNK` elements): each chunk then starts at a workgroup boundary
+    /// of the unchunked dispatch, and computes exactly what that dispatch would.
+    pub(crate) fn dispatch_rows_by(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        parts: &[Part<'_>],
+        rows: usize,
+        multiple: usize,
         mut chunk: impl FnMut(usize, usize) -> Result<(Params, u64)>,
     ) -> Result<()> {
         if rows == 0 {
@@ -741,64 +823,75 @@ impl Gpu {
         // range then starts at a multiple of the alignment (align/4 rows always do;
         // fewer do when every width has the factors of two that make up the rest).
         let q = (self.binding_alignment() / F32) as usize;
-        let step = parts
-            .iter()
-            .map(|p| match *p {
-                Part::Rows(_, width) if width > 0 => {
-                    q >> width.trailing_zeros().min(q.trailing_zeros())
-                }
-                _ => 1,
-            })
-            .max()
-            .unwrap_or(1);
-        let mut per = rows;
+        let mut step = multiple.max(1);
         for part in parts {
-            match *part {
+            let (per, width) = match *part {
+                Part::Whole(_) => continue,
+                Part::Rows(_, width) => (1, width),
+                Part::Blocks(_, per, width) => (per.max(1), width),
+            };
+            let s = if width > 0 {
+                per * (q >> width.trailing_zeros().min(q.trailing_zeros()))
+            } else {
+                per
+            };
+            step = lcm(step, s).ok_or(BrainError::SizeOverflow { op })?;
+        }
+        let mut fit_rows = rows;
+        for part in parts {
+            let (b, per, width) = match *part {
                 Part::Whole(b) if b.size() > self.max_binding => {
                     return Err(self.too_big(op, b.size()))
                 }
-                Part::Whole(_) => {}
-                Part::Rows(b, width) => {
-                    let row_bytes = width as u64 * F32;
-                    let bytes = (rows as u64).saturating_mul(row_bytes);
-                    if bytes > b.size() {
-                        return Err(BrainError::Backend(format!(
-                            "wgpu: {op}: {rows} rows of {width} elements do not fit a \
-                             {}-byte buffer",
-                            b.size()
-                        )));
-                    }
-                    if bytes > self.max_binding {
-                        let fit = (self.max_binding / row_bytes) as usize / step * step;
-                        if fit == 0 {
-                            return Err(BrainError::Unsupported(format!(
-                                "wgpu: {op}: {step} rows of {width} elements exceed the \
-                                 adapter's storage binding limit of {} bytes",
-                                self.max_binding
-                            )));
-                        }
-                        per = per.min(fit);
-                    }
+                Part::Whole(_) => continue,
+                Part::Rows(b, width) => (b, 1, width),
+                Part::Blocks(b, per, width) => (b, per.max(1), width),
+            };
+            let unit_bytes = width as u64 * F32;
+            let units = rows.div_ceil(per) as u64;
+            let bytes = units.saturating_mul(unit_bytes);
+            if bytes > b.size() {
+                return Err(BrainError::Backend(format!(
+                    "wgpu: {op}: {units} runs of {width} elements do not fit a {}-byte buffer",
+                    b.size()
+                )));
+            }
+            if bytes > self.max_binding {
+                let fit =
+                    ((self.max_binding / unit_bytes) as usize).saturating_mul(per) / step * step;
+                if fit == 0 {
+                    return Err(BrainError::Unsupported(format!(
+                        "wgpu: {op}: {step} rows (runs of {width} elements) exceed the \
+                         adapter's storage binding limit of {} bytes",
+                        self.max_binding
+                    )));
                 }
+                fit_rows = fit_rows.min(fit);
             }
         }
         let mut first = 0;
         while first < rows {
-            let n = per.min(rows - first);
+            let n = fit_rows.min(rows - first);
             let slices: Vec<Slice<'_>> = parts
                 .iter()
-                .map(|part| match *part {
-                    Part::Whole(buf) => Slice::whole(buf),
-                    Part::Rows(buf, 0) => Slice {
+                .map(|part| {
+                    let (buf, per, width) = match *part {
+                        Part::Whole(buf) => return Slice::whole(buf),
+                        Part::Rows(buf, width) => (buf, 1, width),
+                        Part::Blocks(buf, per, width) => (buf, per.max(1), width),
+                    };
+                    if width == 0 {
+                        return Slice {
+                            buf,
+                            offset: 0,
+                            size: F32,
+                        };
+                    }
+                    Slice {
                         buf,
-                        offset: 0,
-                        size: F32,
-                    },
-                    Part::Rows(buf, width) => Slice {
-                        buf,
-                        offset: (first * width) as u64 * F32,
-                        size: (n * width) as u64 * F32,
-                    },
+                        offset: (first / per * width) as u64 * F32,
+                        size: (n.div_ceil(per) * width) as u64 * F32,
+                    }
                 })
                 .collect();
             let (params, groups) = chunk(first, n)?;
@@ -808,7 +901,7 @@ impl Gpu {
         Ok(())
     }
 
-    /// Record and submit one dispatch of `kernel` over `groups` workgroups with the
+    /// Record one dispatch of `kernel` over `groups` workgroups into the batch with the
     /// given buffer ranges, in the order of `kernel.bindings`. Each range must start at
     /// a multiple of the offset alignment and fit one binding.
     pub(crate) fn dispatch_slices(
@@ -851,16 +944,20 @@ impl Gpu {
         }
         let [x, y, z] = self.split(op, groups)?;
         let pipeline = self.pipeline(kernel)?;
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: &params.bytes(),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let bytes = params.bytes();
+        if bytes.len() as u64 > PARAMS_BYTES {
+            return Err(BrainError::Backend(format!(
+                "wgpu: {op}: a {}-byte parameter block exceeds {PARAMS_BYTES} bytes",
+                bytes.len()
+            )));
+        }
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.arena,
+                offset: 0,
+                size: NonZeroU64::new(PARAMS_BYTES),
+            }),
         }];
         for (&(binding, _), s) in bindings.iter().zip(slices) {
             entries.push(wgpu::BindGroupEntry {
@@ -877,7 +974,12 @@ impl Gpu {
             layout: &pipeline.layout,
             entries: &entries,
         });
-        let mut enc = self.encoder();
+        let mut batch = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
+        // This dispatch's slot of the arena: the next one of the batch.
+        let offset = batch.params.len() as u64;
+        batch.params.extend_from_slice(&bytes);
+        batch.params.resize((offset + self.slot) as usize, 0);
+        let enc = batch.enc.get_or_insert_with(|| self.encoder());
         {
             let mut timing = self.timing.lock().unwrap_or_else(PoisonError::into_inner);
             let timestamp_writes = match timing.as_mut() {
@@ -889,10 +991,15 @@ impl Gpu {
                 timestamp_writes,
             });
             pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
+            // Dynamic offsets are u32; the arena is BATCH slots.
+            pass.set_bind_group(0, &bind_group, &[offset as u32]);
             pass.dispatch_workgroups(x, y, z);
         }
-        self.queue.submit([enc.finish()]);
+        batch.commands += 1;
+        // The arena holds BATCH slots: submit before the next dispatch would need more.
+        if batch.commands >= BATCH || batch.params.len() as u64 >= self.arena.size() {
+            self.submit(&mut batch);
+        }
         Ok(())
     }
 
@@ -960,9 +1067,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let mut enc = self.encoder();
-        enc.resolve_query_set(set, 0..used, &resolve, 0);
-        self.queue.submit([enc.finish()]);
+        self.record(|enc| enc.resolve_query_set(set, 0..used, &resolve, 0));
         // Read as f32 pairs through the download path, then reassembled.
         let mut words = vec![0f32; used as usize * 2];
         self.download(&resolve, &mut words)?;
@@ -971,6 +1076,17 @@ impl Gpu {
             .map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32))
             .collect())
     }
+}
+
+/// Commands recorded but not yet submitted: dispatches, copies and clears in call
+/// order, and the parameter blocks of the dispatches (one arena slot each).
+#[derive(Default)]
+struct Batch {
+    enc: Option<wgpu::CommandEncoder>,
+    /// Commands in `enc`.
+    commands: usize,
+    /// The arena's contents for this batch: slot i holds dispatch i's parameters.
+    params: Vec<u8>,
 }
 
 /// Device time of the dispatches recorded by a closure (see
@@ -1069,6 +1185,22 @@ pub(crate) enum Part<'a> {
     Whole(&'a wgpu::Buffer),
     /// Rows of this many elements: each chunk binds its own rows.
     Rows(&'a wgpu::Buffer, usize),
+    /// `Blocks(buf, per, width)`: `width` elements for each run of `per` rows (the
+    /// last run may be shorter), e.g. the partial sums of a reduction whose
+    /// workgroups cover `per` rows each. Chunks hold whole runs and bind their own.
+    Blocks(&'a wgpu::Buffer, usize, usize),
+}
+
+/// Least common multiple; `None` on overflow.
+fn lcm(a: usize, b: usize) -> Option<usize> {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    if x == 0 {
+        return Some(0);
+    }
+    (a / x).checked_mul(b)
 }
 
 /// The adapter named by `wanted` (a lower-case substring), else the most capable kind:

@@ -11,15 +11,25 @@
 //! the optimizer's gradient norm stay on the device). The shared conformance suite
 //! passes on lavapipe.
 //!
-//! - Buffers are f32 storage buffers; every call records its own command buffer and
-//!   submits it, so calls are asynchronous and ordered; `download` and `sync` wait.
+//! - Buffers are f32 storage buffers. Calls record their dispatches, copies and zero
+//!   fills into one shared command encoder (each dispatch's parameters in a slot of
+//!   a uniform arena, bound by dynamic offset), submitted every 128 commands and
+//!   before a `write`, `download` or `sync`: calls are asynchronous and ordered, and
+//!   a kernel costs no command buffer, submission or uniform buffer of its own.
 //! - Dropped buffers return to a per-device pool (by size class, bounded) that `alloc`
 //!   and `upload` reuse, so a training step's temporaries cost no driver allocation
 //!   once it has run.
 //! - Tensors larger than the adapter's storage binding limit (128 MiB on lavapipe and
-//!   many GPUs) work in the element-wise kernels, activations, bias, GEMM and Linear,
-//!   which bind buffer ranges in chunks; other kernels refuse them with
-//!   [`BrainError::Unsupported`].
+//!   many GPUs) work in the kernels that bind buffer ranges in chunks, with the
+//!   results of one dispatch: the element-wise kernels, activations, bias, GEMM and
+//!   Linear, AdamW (sum of squares and update), the Philox fills and dropout, MSE, the
+//!   diffusion kernels (scheduler step, add_noise, guidance), and, in ranges of rows,
+//!   row L2 normalisation, row reductions, LayerNorm and the GroupNorm forward. A
+//!   chunk of rows starts at an aligned offset of every binding, so those need
+//!   `min_storage_buffer_offset_alignment / 4` rows to fit one binding: a row wider
+//!   than that share is refused with [`BrainError::Unsupported`](brain_core::BrainError::Unsupported), as are tensors
+//!   beyond one binding in the other kernels (GroupNorm backward, upsample, Sobel,
+//!   CKA, sims, the contrastive losses and Gram passes).
 //! - Pipelines are compiled on first use and cached for the life of the device.
 //! - Driver errors (validation, device lost) never panic: they are returned by the
 //!   next `sync` or `download`.

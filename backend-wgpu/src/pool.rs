@@ -8,14 +8,16 @@
 //! The host drops a `WgpuBuffer` as soon as it has *recorded* the kernels that use it;
 //! those kernels may still be queued or running. Nothing here waits for them:
 //!
-//! - wgpu keeps every buffer referenced by a submitted command buffer alive until
-//!   that submission has finished, so the pool holding a clone (or dropping it on
+//! - wgpu keeps every buffer referenced by a recorded or submitted command buffer
+//!   alive until that submission has finished, so the pool holding a clone (or dropping it on
 //!   eviction) never frees memory the device still reads or writes.
 //! - Every use of a buffer goes through the device's one queue, whose submissions
-//!   execute in order, and wgpu inserts the barriers between them. The new owner's
-//!   first use is the zero fill that `alloc` submits (`clear_buffer`), or the data
-//!   `upload` writes with `Queue::write_buffer` (staged and executed before the next
-//!   submission, i.e. after every submission made before it); either lands after the
+//!   execute in order, and wgpu inserts the barriers between them (and between the
+//!   commands of one encoder, where calls record their work in call order). The new
+//!   owner's first use is the zero fill that `alloc` records (`clear_buffer`), or the
+//!   data `upload` writes with `Queue::write_buffer` (which first submits the recorded
+//!   work; the write is staged and executed before the next submission, i.e. after
+//!   every command recorded before it); either lands after the
 //!   previous owner's last kernel and before the new owner's first. The previous
 //!   owner's last write can therefore never overwrite the new owner's data, nor can
 //!   the new owner read the previous owner's values (the zero fill comes first).

@@ -211,6 +211,42 @@ fn write_is_ordered() {
     });
 }
 
+/// Batched recording keeps the call order: dispatches (more than one batch of them),
+/// writes, copies and the zero fill of reused pool buffers, each checked against
+/// the same sequence on the host.
+#[test]
+fn batched_work_stays_ordered() {
+    with("batched_work_stays_ordered", |be| {
+        let n = 64;
+        let ones = be.upload(&vec![1.0; n]).unwrap();
+        let mut x = be.upload(&vec![1.0; n]).unwrap();
+        let mut want = vec![1.0f32; n];
+        let mut copies = Vec::new();
+        for i in 0..700 {
+            be.scale(&mut x, 0.5).unwrap();
+            be.axpy(1.0, &ones, &mut x).unwrap();
+            want.iter_mut().for_each(|v| *v = *v * 0.5 + 1.0);
+            if i % 37 == 0 {
+                let w: Vec<f32> = (0..n).map(|j| (i + j) as f32).collect();
+                be.write(&mut x, &w).unwrap();
+                want.copy_from_slice(&w);
+            }
+            if i % 53 == 0 {
+                // A pooled temporary: zero-filled after its previous owner's last use.
+                let mut t = be.alloc(n).unwrap();
+                be.axpy(2.0, &x, &mut t).unwrap();
+                let mut c = be.alloc(n).unwrap();
+                be.copy(&t, &mut c).unwrap();
+                copies.push((c, want.iter().map(|v| 2.0 * v).collect::<Vec<f32>>()));
+            }
+        }
+        assert_eq!(be.download_vec(&x).unwrap(), want);
+        for (c, w) in &copies {
+            assert_eq!(&be.download_vec(c).unwrap(), w);
+        }
+    });
+}
+
 /// Bad lengths are typed errors, and a huge alloc (or one past the adapter's
 /// max_buffer_size) is an out-of-memory error: none of them panics.
 #[test]
@@ -1906,5 +1942,437 @@ fn kernels_are_timed_on_the_device() {
         // Outside the closure nothing is timed.
         be.scale(&mut c, 2.0).unwrap();
         be.sync().unwrap();
+    });
+}
+
+/// Every kernel chunked by the families beyond the element-wise ones (AdamW's sum of
+/// squares and update, the Philox streams and dropout, MSE, the diffusion kernels,
+/// row L2 normalisation, row reductions, LayerNorm, the GroupNorm forward) gives,
+/// with the binding limit lowered to 256 KiB, bit for bit what one dispatch gives
+/// (not lower: ranges of rows start at aligned offsets of every binding, e.g. every
+/// 4096·align/4 elements for MSE's partial sums, every align/4 rows of 5000).
+#[test]
+fn chunked_kernels_match_one_dispatch() {
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: chunked_kernels_match_one_dispatch: {e}"),
+    };
+    const LIMIT: u64 = 256 << 10;
+    let whole = chunked_family_outputs(&be, LIMIT);
+    be.limit_storage_binding_size(LIMIT);
+    let chunked = chunked_family_outputs(&be, LIMIT);
+    assert_eq!(whole.len(), chunked.len());
+    for ((name, w), (_, c)) in whole.iter().zip(&chunked) {
+        assert_eq!(w.len(), c.len(), "{name}");
+        let bad = (0..w.len()).find(|&i| w[i].to_bits() != c[i].to_bits());
+        assert_eq!(
+            bad,
+            None,
+            "{name}: {:?} vs {:?}",
+            bad.map(|i| w[i]),
+            bad.map(|i| c[i])
+        );
+    }
+    // The GroupNorm backward does not split its tensors: a typed refusal.
+    let shape = brain_core::GroupNormShape {
+        batch: 100,
+        channels: 8,
+        spatial: 100,
+        groups: 4,
+    };
+    let n = 100 * 8 * 100;
+    let x = be.upload(&pattern(n, 3, -2.0, 4.0)).unwrap();
+    let gamma = be.upload(&pattern(8, 4, 0.5, 1.0)).unwrap();
+    let (mut y, mut mean, mut rstd) = (
+        be.alloc(n).unwrap(),
+        be.alloc(400).unwrap(),
+        be.alloc(400).unwrap(),
+    );
+    be.groupnorm_forward(
+        &x, &gamma, &gamma, &mut y, &mut mean, &mut rstd, &shape, 1e-5,
+    )
+    .unwrap();
+    let (mut dg, mut db) = (be.alloc(8).unwrap(), be.alloc(8).unwrap());
+    let r = be.groupnorm_backward(
+        &x, &x, &gamma, &mean, &rstd, &mut y, &mut dg, &mut db, &shape,
+    );
+    assert!(matches!(r, Err(BrainError::Unsupported(_))), "{r:?}");
+    be.sync().unwrap();
+}
+
+/// The outputs of the chunked kernels of `chunked_kernels_match_one_dispatch`, each
+/// over more than `limit` bytes.
+fn chunked_family_outputs(be: &WgpuBackend, limit: u64) -> Vec<(&'static str, Vec<f32>)> {
+    let mut out: Vec<(&'static str, Vec<f32>)> = Vec::new();
+    let big = |n: usize| assert!(n as u64 * 4 > limit, "{n} elements fit one binding");
+    let up = |v: &[f32]| be.upload(v).unwrap();
+    let mut keep = |name: &'static str, b: &backend_wgpu::WgpuBuffer| {
+        out.push((name, be.download_vec(b).unwrap()));
+    };
+
+    // AdamW, clipped, over two tensors (21 and 17 gradient CHUNKs); the second starts at
+    // a partial slot that is no multiple of anything.
+    let sizes = [20 * 4096 + 17, 17 * 4096 - 3];
+    let mut bufs: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(t, &n)| {
+            big(n);
+            (
+                up(&pattern(n, 10 + t as u64, -1.0, 2.0)),
+                up(&pattern(n, 20 + t as u64, -3.0, 6.0)),
+                up(&pattern(n, 30 + t as u64, -0.1, 0.2)),
+                up(&pattern(n, 40 + t as u64, 0.0, 0.01)),
+            )
+        })
+        .collect();
+    let mut ts: Vec<_> = bufs
+        .iter_mut()
+        .map(|(p, g, m, v)| brain_core::AdamWTensor {
+            param: p,
+            grad: g,
+            exp_avg: m,
+            exp_avg_sq: v,
+        })
+        .collect();
+    let cfg = brain_core::AdamW {
+        max_grad_norm: Some(1.0),
+        step: 3,
+        ..Default::default()
+    };
+    let mut norm = be.alloc(1).unwrap();
+    be.adamw_step(&cfg, &mut ts, Some(&mut norm)).unwrap();
+    drop(ts);
+    keep("adamw grad_norm", &norm);
+    for (p, _, m, v) in &bufs {
+        keep("adamw param", p);
+        keep("adamw exp_avg", m);
+        keep("adamw exp_avg_sq", v);
+    }
+    drop(bufs);
+
+    // Philox streams and dropout: chunks of whole blocks, counters from the absolute
+    // block index.
+    let n = 140_001;
+    big(n);
+    let (seed, offset) = (0x0123_4567_89ab_cdef, u64::MAX - 3);
+    let mut b = be.alloc(n).unwrap();
+    be.fill_uniform(&mut b, seed, offset).unwrap();
+    keep("fill_uniform", &b);
+    be.fill_normal(&mut b, seed, offset, 0.5, 2.0).unwrap();
+    keep("fill_normal", &b);
+    let mut bits = be.alloc(n + 1).unwrap();
+    be.philox_bits(&mut bits, seed, offset).unwrap();
+    keep("philox_bits", &bits);
+    let x = up(&pattern(n, 5, -4.0, 8.0));
+    let d = brain_core::Dropout {
+        p: 0.3,
+        seed,
+        offset: 7,
+    };
+    be.dropout_forward(&d, &x, &mut b).unwrap();
+    keep("dropout_forward", &b);
+    be.dropout_backward(&d, &x, &mut b).unwrap();
+    keep("dropout_backward", &b);
+
+    // MSE: partial sums per CHUNK, in ranges of whole CHUNKs; the gradients.
+    let y = up(&pattern(n, 6, -4.0, 8.0));
+    let mut loss = be.alloc(1).unwrap();
+    be.mse_forward(&x, &y, &mut loss).unwrap();
+    keep("mse_forward", &loss);
+    let (mut da, mut db) = (up(&pattern(n, 7, -1.0, 2.0)), up(&pattern(n, 8, -1.0, 2.0)));
+    be.mse_backward(&x, &y, 0.7, Some(&mut da), Some(&mut db))
+        .unwrap();
+    be.mse_backward(&x, &y, 0.3, Some(&mut da), None).unwrap();
+    be.mse_backward(&x, &y, 0.2, None, Some(&mut db)).unwrap();
+    keep("mse_backward da", &da);
+    keep("mse_backward db", &db);
+
+    // Diffusion: the step (noise, clipping, x̂₀), add_noise over 7 samples, guidance.
+    let step = brain_core::SchedulerStep {
+        prediction: brain_core::PredictionType::VPrediction,
+        alpha_prod_t: 0.6,
+        clip_sample: Some(1.5),
+        coef_x0: 0.4,
+        coef_eps: 0.3,
+        coef_sample: 0.2,
+        coef_noise: 0.1,
+    };
+    let noise = up(&pattern(n, 9, -3.0, 6.0));
+    let (mut prev, mut px) = (be.alloc(n).unwrap(), be.alloc(n).unwrap());
+    be.scheduler_step(&step, &x, &y, Some(&noise), &mut prev, Some(&mut px))
+        .unwrap();
+    keep("scheduler_step prev", &prev);
+    keep("scheduler_step pred_x0", &px);
+    let sa: Vec<f64> = (0..7).map(|s| 0.9 - 0.1 * s as f64).collect();
+    let sb: Vec<f64> = (0..7).map(|s| 0.1 + 0.13 * s as f64).collect();
+    let mut noisy = be.alloc(140_000).unwrap();
+    let (x7, n7) = (
+        up(&pattern(140_000, 11, -1.0, 2.0)),
+        up(&pattern(140_000, 12, -1.0, 2.0)),
+    );
+    be.add_noise(&x7, &n7, &sa, &sb, &mut noisy).unwrap();
+    keep("add_noise", &noisy);
+    be.guidance_combine(&x, &y, 7.5, &mut prev).unwrap();
+    keep("guidance_combine", &prev);
+
+    // Row L2 normalisation: short rows, and rows of two sum chunks (> 4096 values).
+    for (rows, cols) in [(700, 100), (17, 5000)] {
+        let n = rows * cols;
+        big(n);
+        let x = up(&pattern(n, 13, -2.0, 4.0));
+        let dy = up(&pattern(n, 14, -2.0, 4.0));
+        let (mut y, mut norms, mut dx) = (
+            be.alloc(n).unwrap(),
+            be.alloc(rows).unwrap(),
+            be.alloc(n).unwrap(),
+        );
+        be.l2_normalize_rows_forward(&x, &mut y, &mut norms, rows, cols)
+            .unwrap();
+        be.l2_normalize_rows_backward(&dy, &x, &norms, &mut dx, rows, cols)
+            .unwrap();
+        keep("l2_normalize_rows y", &y);
+        keep("l2_normalize_rows norms", &norms);
+        keep("l2_normalize_rows dx", &dx);
+    }
+
+    // Row reductions, every op.
+    let (rows, cols) = (3000, 33);
+    big(rows * cols);
+    let x = up(&pattern(rows * cols, 15, -3.0, 6.0));
+    let mut r = be.alloc(rows).unwrap();
+    for op in [
+        RowReduce::Sum,
+        RowReduce::Mean,
+        RowReduce::Max,
+        RowReduce::LogSumExp,
+        RowReduce::SumSquares,
+    ] {
+        be.reduce_rows(op, &x, &mut r, rows, cols).unwrap();
+        keep("reduce_rows", &r);
+    }
+
+    // LayerNorm forward and backward (dx; dγ, dβ from blocks of 128 rows).
+    let (rows, cols) = (2000, 40);
+    let n = rows * cols;
+    big(n);
+    let x = up(&pattern(n, 16, 5.0, 3.0));
+    let dy = up(&pattern(n, 17, -1.0, 2.0));
+    let gamma = up(&pattern(cols, 18, 0.5, 1.0));
+    let beta = up(&pattern(cols, 19, -0.5, 1.0));
+    let (mut y, mut mean, mut rstd, mut dx) = (
+        be.alloc(n).unwrap(),
+        be.alloc(rows).unwrap(),
+        be.alloc(rows).unwrap(),
+        be.alloc(n).unwrap(),
+    );
+    be.layernorm_forward(
+        &x, &gamma, &beta, &mut y, &mut mean, &mut rstd, rows, cols, 1e-5,
+    )
+    .unwrap();
+    let (mut dg, mut db) = (up(&pattern(cols, 20, 0.0, 1.0)), be.alloc(cols).unwrap());
+    be.layernorm_backward(
+        &dy, &x, &gamma, &mean, &rstd, &mut dx, &mut dg, &mut db, rows, cols,
+    )
+    .unwrap();
+    for (name, b) in [
+        ("layernorm y", &y),
+        ("layernorm mean", &mean),
+        ("layernorm rstd", &rstd),
+        ("layernorm dx", &dx),
+        ("layernorm dgamma", &dg),
+        ("layernorm dbeta", &db),
+    ] {
+        keep(name, b);
+    }
+
+    // GroupNorm forward: ranges of whole batch items.
+    let shape = brain_core::GroupNormShape {
+        batch: 100,
+        channels: 8,
+        spatial: 100,
+        groups: 4,
+    };
+    let n = 100 * 8 * 100;
+    big(n);
+    let x = up(&pattern(n, 21, -2.0, 4.0));
+    let gamma = up(&pattern(8, 22, 0.5, 1.0));
+    let beta = up(&pattern(8, 23, -0.5, 1.0));
+    let (mut y, mut mean, mut rstd) = (
+        be.alloc(n).unwrap(),
+        be.alloc(400).unwrap(),
+        be.alloc(400).unwrap(),
+    );
+    be.groupnorm_forward(
+        &x, &gamma, &beta, &mut y, &mut mean, &mut rstd, &shape, 1e-5,
+    )
+    .unwrap();
+    keep("groupnorm y", &y);
+    keep("groupnorm mean", &mean);
+    keep("groupnorm rstd", &rstd);
+    out
+}
+
+/// AdamW (clipped, with the gradient norm) and dropout on a tensor beyond the real
+/// 128 MiB binding limit (BrainMCLIP's largest weight is 442M floats), against the
+/// same arithmetic on the CPU: the norm within a tree sum's error of the f64 one, the
+/// update within an ulp or two (the driver may fuse multiply-adds), dropout exactly.
+#[test]
+fn adamw_and_dropout_beyond_the_binding_limit() {
+    let mut be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: adamw_and_dropout_beyond_the_binding_limit: {e}"),
+    };
+    const LIMIT: u64 = 128 << 20;
+    be.limit_storage_binding_size(LIMIT);
+    let t = std::time::Instant::now();
+    let sizes = [(LIMIT / 4) as usize + 400_003, 1000];
+    assert!(sizes[0] as u64 * 4 > LIMIT);
+    let host: Vec<[Vec<f32>; 4]> = sizes
+        .iter()
+        .enumerate()
+        .map(|(t, &n)| {
+            let s = 100 + 4 * t as u64;
+            [
+                pattern(n, s, -1.0, 2.0),
+                pattern(n, s + 1, -0.01, 0.02),
+                pattern(n, s + 2, -0.001, 0.002),
+                pattern(n, s + 3, 0.0, 1e-5),
+            ]
+        })
+        .collect();
+    let mut bufs: Vec<_> = host
+        .iter()
+        .map(|[p, g, m, v]| {
+            (
+                be.upload(p).unwrap(),
+                be.upload(g).unwrap(),
+                be.upload(m).unwrap(),
+                be.upload(v).unwrap(),
+            )
+        })
+        .collect();
+    let mut ts: Vec<_> = bufs
+        .iter_mut()
+        .map(|(p, g, m, v)| brain_core::AdamWTensor {
+            param: p,
+            grad: g,
+            exp_avg: m,
+            exp_avg_sq: v,
+        })
+        .collect();
+    let cfg = brain_core::AdamW {
+        max_grad_norm: Some(1.0),
+        step: 5,
+        ..Default::default()
+    };
+    let mut norm = be.alloc(1).unwrap();
+    be.adamw_step(&cfg, &mut ts, Some(&mut norm)).unwrap();
+    drop(ts);
+    let got_norm = be.download_vec(&norm).unwrap()[0];
+    let want_norm = host
+        .iter()
+        .flat_map(|[_, g, _, _]| g.iter().map(|&x| f64::from(x) * f64::from(x)))
+        .sum::<f64>()
+        .sqrt();
+    let rel = (f64::from(got_norm) - want_norm).abs() / want_norm;
+    assert!(rel < 1e-5, "grad norm {got_norm} vs {want_norm}");
+    assert!(want_norm > 1.0, "the clip must be active");
+    use brain_core::reference::adamw::{adamw_element, clip_coefficient, AdamWScalars};
+    let clip: f32 = clip_coefficient(got_norm, cfg.max_grad_norm);
+    let s = AdamWScalars::<f32>::new(&cfg);
+    for ((p, _, m, v), [hp, hg, hm, hv]) in bufs.iter().zip(&host) {
+        let (gp, gm, gv) = (
+            be.download_vec(p).unwrap(),
+            be.download_vec(m).unwrap(),
+            be.download_vec(v).unwrap(),
+        );
+        let close = |g: f32, w: f32| (g - w).abs() <= 2.5e-7 * w.abs().max(1e-3);
+        let bad = (0..hp.len()).find(|&i| {
+            let (wp, wm, wv) = adamw_element(&s, hp[i], hg[i] * clip, hm[i], hv[i]);
+            !(close(gp[i], wp) && close(gm[i], wm) && close(gv[i], wv))
+        });
+        assert_eq!(
+            bad.map(|i| (i, gp[i], gm[i], gv[i])),
+            None,
+            "adamw over {} elements",
+            hp.len()
+        );
+    }
+    println!("adamw over {} floats: {:?}", sizes[0], t.elapsed());
+
+    let t = std::time::Instant::now();
+    let d = brain_core::Dropout {
+        p: 0.1,
+        seed: 0xfeed_beef,
+        offset: 3,
+    };
+    let x = &bufs[0].1;
+    let mut y = be.alloc(sizes[0]).unwrap();
+    be.dropout_forward(&d, x, &mut y).unwrap();
+    let got = be.download_vec(&y).unwrap();
+    let (threshold, scale) = (d.threshold(), d.keep_scale() as f32);
+    let hx = &host[0][1];
+    let bad = (0..hx.len()).find(|&i| {
+        let keep = brain_core::philox::bits24(brain_core::philox::word(d.seed, d.offset, i as u64))
+            >= threshold;
+        got[i].to_bits() != (hx[i] * if keep { scale } else { 0.0 }).to_bits()
+    });
+    assert_eq!(bad, None, "dropout");
+    println!("dropout over {} floats: {:?}", sizes[0], t.elapsed());
+    be.sync().unwrap();
+}
+
+/// Host cost of a dispatch: many small element-wise kernels (and a few row
+/// reductions), timed on the host from the first call to the end of a `sync`.
+/// `cargo test -p backend-wgpu --test wgpu dispatch_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run it by name"]
+fn dispatch_cost() {
+    with("dispatch_cost", |be| {
+        let n = 1024;
+        let x = be.upload(&pattern(n, 1, -1.0, 2.0)).unwrap();
+        let mut y = be.upload(&pattern(n, 2, -1.0, 2.0)).unwrap();
+        let mut r = be.alloc(8).unwrap();
+        // Warm up: pipelines compiled, pool filled.
+        for _ in 0..20 {
+            be.axpy(0.5, &x, &mut y).unwrap();
+            be.scale(&mut y, 0.5).unwrap();
+            be.reduce_rows(RowReduce::Sum, &y, &mut r, 8, 128).unwrap();
+        }
+        be.sync().unwrap();
+        for round in 0..3 {
+            let reps = 1000;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                be.axpy(0.5, &x, &mut y).unwrap();
+                be.scale(&mut y, 0.5).unwrap();
+                be.reduce_rows(RowReduce::Sum, &y, &mut r, 8, 128).unwrap();
+            }
+            let record = t.elapsed();
+            be.sync().unwrap();
+            let total = t.elapsed();
+            println!(
+                "round {round}: {} dispatches: {:.1} µs/dispatch recorded, {:.1} µs/dispatch \
+                 until synced",
+                3 * reps,
+                record.as_secs_f64() * 1e6 / (3 * reps) as f64,
+                total.as_secs_f64() * 1e6 / (3 * reps) as f64
+            );
+        }
+        // Temporaries: alloc + kernel + drop, as inside a training step.
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let mut tmp = be.alloc(n).unwrap();
+            be.add(&x, &y, &mut tmp).unwrap();
+            be.axpy(-0.5, &tmp, &mut y).unwrap();
+        }
+        be.sync().unwrap();
+        println!(
+            "alloc + add + axpy + drop: {:.1} µs per iteration",
+            t.elapsed().as_secs_f64() * 1e6 / 1000.0
+        );
+        let got = be.download_vec(&y).unwrap();
+        assert!(got.iter().all(|v| v.is_finite()));
     });
 }

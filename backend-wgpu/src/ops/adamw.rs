@@ -1,8 +1,10 @@
 //! Fused AdamW over all parameter tensors, global-norm clipping included, without a
 //! host round trip: the norm and the clip coefficient live in a 2-element device
 //! buffer that the update kernels read (see `shaders/adamw.wgsl` for the passes).
+//! Tensors larger than one storage binding are processed in element ranges (whole
+//! `CHUNK`s for the sum of squares), with results identical to one dispatch.
 
-use crate::gpu::{Bindings, Kernel, Params, Shader};
+use crate::gpu::{Bindings, Kernel, Params, Part, Shader};
 use crate::{same_len, WgpuBackend, WgpuBuffer, WG};
 use brain_core::ops::CLIP_NORM_EPS;
 use brain_core::reference::adamw::AdamWScalars;
@@ -83,17 +85,18 @@ pub(crate) fn adamw_step(
         }
     }
     for t in tensors.iter() {
-        let n = t.param.len;
-        let params = step.params(n, 0, false)?;
-        let buffers = [
-            &t.grad.buf,
-            &stat,
-            &t.param.buf,
-            &t.exp_avg.buf,
-            &t.exp_avg_sq.buf,
+        // Element-wise: tensors beyond one storage binding are updated in ranges.
+        let parts = [
+            Part::Rows(&t.grad.buf, 1),
+            Part::Whole(&stat),
+            Part::Rows(&t.param.buf, 1),
+            Part::Rows(&t.exp_avg.buf, 1),
+            Part::Rows(&t.exp_avg_sq.buf, 1),
         ];
         be.gpu
-            .dispatch(OP, UPDATE, &params, &buffers, (n as u64).div_ceil(WG))?;
+            .dispatch_rows(OP, UPDATE, &parts, t.param.len, |_, n| {
+                Ok((step.params(n, 0, false)?, (n as u64).div_ceil(WG)))
+            })?;
     }
     Ok(())
 }
@@ -112,26 +115,24 @@ fn global_norm(
     let mut partials = be.gpu.alloc(total)?;
     let mut offset = 0;
     for t in tensors {
-        let groups = t.grad.len.div_ceil(CHUNK);
-        if groups > 0 {
-            let params = step.params(t.grad.len, offset, true)?;
-            be.gpu.dispatch(
-                OP,
-                SUM_SQUARES,
-                &params,
-                &[&t.grad.buf, &partials],
-                groups as u64,
-            )?;
-        }
-        offset += groups;
+        // A gradient beyond one storage binding is summed in ranges of whole CHUNKs:
+        // each range's workgroups write the slots the unchunked dispatch would.
+        let parts = [Part::Rows(&t.grad.buf, 1), Part::Whole(&partials)];
+        be.gpu
+            .dispatch_rows_by(OP, SUM_SQUARES, &parts, t.grad.len, CHUNK, |first, n| {
+                let params = step.params(n, offset + first / CHUNK, true)?;
+                Ok((params, n.div_ceil(CHUNK) as u64))
+            })?;
+        offset += t.grad.len.div_ceil(CHUNK);
     }
     let mut len = total;
     while len > CHUNK {
         let groups = len.div_ceil(CHUNK);
         let next = be.gpu.alloc(groups)?;
-        let params = step.params(len, 0, false)?;
-        be.gpu
-            .dispatch(OP, SUM_SQUARES, &params, &[&partials, &next], groups as u64)?;
+        let parts = [Part::Rows(&partials, 1), Part::Blocks(&next, CHUNK, 1)];
+        be.gpu.dispatch_rows(OP, SUM_SQUARES, &parts, len, |_, n| {
+            Ok((step.params(n, 0, false)?, n.div_ceil(CHUNK) as u64))
+        })?;
         partials = next;
         len = groups;
     }

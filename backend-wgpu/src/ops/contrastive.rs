@@ -1,5 +1,7 @@
 //! Row L2 normalisation, SoftCLIP / InfoNCE on `n×n` logits and the passes of the
-//! composite contrastive loss.
+//! composite contrastive loss. The row normalisation works on `[rows, d]` beyond one
+//! storage binding (in ranges of rows, when one row fits a binding); the losses bind
+//! their inputs whole.
 //!
 //! - Row sums (norms, x·dy, the squared norms of the Gram pass) are workgroup trees over
 //!   chunks of 4096 values, the chunks' partials combined by a second tree, so a row of
@@ -16,7 +18,7 @@
 //!   accumulating with beta = 1; [`gemm_unchecked`](crate::ops::gemm::gemm_unchecked))
 //!   plus a diagonal scaling.
 
-use crate::gpu::{Bindings, Kernel, Params, Shader};
+use crate::gpu::{Bindings, Kernel, Params, Part, Shader};
 use crate::ops::gemm::gemm_unchecked;
 use crate::{WgpuBackend, WgpuBuffer};
 use brain_core::*;
@@ -164,19 +166,58 @@ fn row_dots(
         return Ok(());
     }
     let chunks = cols.div_ceil(CHUNK).max(1);
-    let p = P {
-        chunks,
-        ..P::new(rows, cols)
-            .count(product(op, rows, cols)?)
-            .flags(if sqrt { FLAG_SQRT } else { 0 })
+    product(op, rows, cols)?;
+    let p = |n: usize| -> Result<Params> {
+        P {
+            chunks,
+            ..P::new(n, cols)
+                .count(product(op, n, cols)?)
+                .flags(if sqrt { FLAG_SQRT } else { 0 })
+        }
+        .build(op)
     };
-    let groups = product(op, rows, chunks)?;
+    // Rows beyond one storage binding are summed in ranges of rows.
+    let groups = |n: usize| -> Result<u64> { Ok(product(op, n, chunks)? as u64) };
     if chunks == 1 {
-        return per_group(be, op, ROW_DOT_PARTIAL, &p, &[a, b, out], groups);
+        let parts = [Part::Rows(a, cols), Part::Rows(b, cols), Part::Rows(out, 1)];
+        return be
+            .gpu
+            .dispatch_rows(op, ROW_DOT_PARTIAL, &parts, rows, |_, n| {
+                Ok((p(n)?, groups(n)?))
+            });
     }
-    let part = be.gpu.alloc(groups)?;
-    per_group(be, op, ROW_DOT_PARTIAL, &p, &[a, b, &part], groups)?;
-    per_group(be, op, ROW_DOT_FINISH, &p, &[&part, out], rows)
+    let part = be.gpu.alloc(product(op, rows, chunks)?)?;
+    let parts = [
+        Part::Rows(a, cols),
+        Part::Rows(b, cols),
+        Part::Rows(&part, chunks),
+    ];
+    be.gpu
+        .dispatch_rows(op, ROW_DOT_PARTIAL, &parts, rows, |_, n| {
+            Ok((p(n)?, groups(n)?))
+        })?;
+    let parts = [Part::Rows(&part, chunks), Part::Rows(out, 1)];
+    be.gpu
+        .dispatch_rows(op, ROW_DOT_FINISH, &parts, rows, |_, n| {
+            Ok((p(n)?, n as u64))
+        })
+}
+
+/// One invocation per element of `rows` rows of `cols`, in ranges of rows past the
+/// storage binding limit (`parts` bind per row).
+fn per_row_element(
+    be: &WgpuBackend,
+    op: &'static str,
+    kernel: Kernel,
+    parts: &[Part<'_>],
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    be.gpu.dispatch_rows(op, kernel, parts, rows, |_, n| {
+        let count = product(op, n, cols)?;
+        let params = P::new(n, cols).count(count).build(op)?;
+        Ok((params, (count as u64).div_ceil(WG)))
+    })
 }
 
 pub(crate) fn l2_normalize_rows_forward(
@@ -190,8 +231,12 @@ pub(crate) fn l2_normalize_rows_forward(
     const OP: &str = "l2_normalize_rows_forward";
     check::l2_normalize_rows_forward(x.len, y.len, norms.len, rows, cols)?;
     row_dots(be, OP, &x.buf, &x.buf, rows, cols, true, &norms.buf)?;
-    let p = P::new(rows, cols).count(product(OP, rows, cols)?);
-    per_element(be, OP, L2_FORWARD_APPLY, &p, &[&x.buf, &norms.buf, &y.buf])
+    let parts = [
+        Part::Rows(&x.buf, cols),
+        Part::Rows(&norms.buf, 1),
+        Part::Rows(&y.buf, cols),
+    ];
+    per_row_element(be, OP, L2_FORWARD_APPLY, &parts, rows, cols)
 }
 
 pub(crate) fn l2_normalize_rows_backward(
@@ -211,14 +256,14 @@ pub(crate) fn l2_normalize_rows_backward(
     }
     let xdy = be.gpu.alloc(rows)?;
     row_dots(be, OP, &x.buf, &dy.buf, rows, cols, false, &xdy)?;
-    let p = P::new(rows, cols).count(count);
-    per_element(
-        be,
-        OP,
-        L2_BACKWARD_APPLY,
-        &p,
-        &[&dy.buf, &x.buf, &norms.buf, &xdy, &dx.buf],
-    )
+    let parts = [
+        Part::Rows(&dy.buf, cols),
+        Part::Rows(&x.buf, cols),
+        Part::Rows(&norms.buf, 1),
+        Part::Rows(&xdy, 1),
+        Part::Rows(&dx.buf, cols),
+    ];
+    per_row_element(be, OP, L2_BACKWARD_APPLY, &parts, rows, cols)
 }
 
 /// The C_tt binding and flags: SoftCLIP's logits_tt, else C_pt again as a dummy.

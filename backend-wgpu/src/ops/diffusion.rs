@@ -1,5 +1,5 @@
 //! Fused scheduler step, add_noise and classifier-free guidance: one invocation per
-//! element.
+//! element, in element ranges past the storage binding limit.
 //!
 //! The scheduler step folds the prediction-type algebra into per-call coefficients
 //! computed in f64 on the host (as the CPU backend does): x̂₀ = p·m + q·x and
@@ -11,8 +11,8 @@
 //! default), x is not read when no term uses it, and noise is not read when
 //! `c_noise = 0`.
 
-use crate::gpu::{Kernel, Params, Shader};
-use crate::{WgpuBackend, WgpuBuffer};
+use crate::gpu::{Kernel, Params, Part, Shader};
+use crate::{WgpuBackend, WgpuBuffer, WG};
 use brain_core::{check, PredictionType, Result, SchedulerStep};
 
 static SHADER: Shader = shader!("diffusion.wgsl");
@@ -126,7 +126,7 @@ pub(crate) fn scheduler_step(
     let nz = noise.map_or(&model_output.buf, |b| &b.buf);
     let n = model_output.len;
     match pred_x0 {
-        Some(px) => be.elementwise(
+        Some(px) => be.elementwise_chunked(
             OP,
             STEP_X0,
             params,
@@ -139,7 +139,7 @@ pub(crate) fn scheduler_step(
             ],
             n,
         ),
-        None => be.elementwise(
+        None => be.elementwise_chunked(
             OP,
             STEP,
             params,
@@ -170,26 +170,32 @@ pub(crate) fn add_noise(
         return Ok(());
     }
     let batch = sqrt_alpha_prod.len();
-    // Params: n (prepended), per-sample length, batch, pad, then the step's 8 f32.
-    let params = Params::new()
-        .u(OP, per_sample)?
-        .u(OP, batch)?
-        .u(OP, 2 * batch)?; // (the coefficient buffer's indices fit in 32 bits)
-    let params = unused_scalars(params, 8);
-    // Both coefficient lists, each rounded once to f32, in one small storage buffer.
+    Params::new().u(OP, x0.len)?.u(OP, 2 * batch)?; // absolute indices fit 32 bits
+                                                    // Both coefficient lists, each rounded once to f32, in one small storage buffer.
     let coefs: Vec<f32> = sqrt_alpha_prod
         .iter()
         .chain(sqrt_one_minus_alpha_prod)
         .map(|&c| c as f32)
         .collect();
     let coefs = be.gpu.upload(&coefs)?;
-    be.elementwise(
-        OP,
-        ADD_NOISE,
-        params,
-        &[&x0.buf, &noise.buf, &coefs, &out.buf],
-        x0.len,
-    )
+    // Element-wise in ranges past one storage binding; each range is told its first
+    // element, from which the kernel finds the sample.
+    let parts = [
+        Part::Rows(&x0.buf, 1),
+        Part::Rows(&noise.buf, 1),
+        Part::Whole(&coefs),
+        Part::Rows(&out.buf, 1),
+    ];
+    be.gpu
+        .dispatch_rows(OP, ADD_NOISE, &parts, x0.len, |first, n| {
+            // Params: n, per-sample length, batch, first element, then the step's 8 f32.
+            let params = Params::new()
+                .u(OP, n)?
+                .u(OP, per_sample)?
+                .u(OP, batch)?
+                .u(OP, first)?;
+            Ok((unused_scalars(params, 8), (n as u64).div_ceil(WG)))
+        })
 }
 
 /// `out = uncond + scale·(cond − uncond)`.
@@ -204,7 +210,7 @@ pub(crate) fn guidance_combine(
     check::guidance_combine(uncond.len, cond.len, scale, out.len)?;
     // Params: n (prepended), flags, batch, pad, the step's 7 f32, then g.
     let params = unused_scalars(Params::new().u(OP, 0)?.u(OP, 0)?.u(OP, 0)?, 7);
-    be.elementwise(
+    be.elementwise_chunked(
         OP,
         GUIDANCE,
         params.f(scale),

@@ -2,7 +2,7 @@
 //! backend ends with (per-workgroup partial sums, then passes over the partials until
 //! one workgroup writes the mean into the 1-element loss buffer, on the device).
 
-use crate::gpu::{Bindings, Kernel, Params, Shader};
+use crate::gpu::{Bindings, Kernel, Params, Part, Shader};
 use crate::{WgpuBackend, WgpuBuffer, WG};
 use brain_core::{check, Result};
 
@@ -43,9 +43,11 @@ pub(crate) fn mean_of_partials(
     while count > CHUNK {
         let groups = count.div_ceil(CHUNK);
         let next = be.gpu.alloc(groups)?;
-        let params = sum_params(op, count, false, 0.0)?;
+        let parts = [Part::Rows(&src, 1), Part::Blocks(&next, CHUNK, 1)];
         be.gpu
-            .dispatch(op, REDUCE_SUM, &params, &[&src, &next], groups as u64)?;
+            .dispatch_rows(op, REDUCE_SUM, &parts, count, |_, n| {
+                Ok((sum_params(op, n, false, 0.0)?, n.div_ceil(CHUNK) as u64))
+            })?;
         (src, count) = (next, groups);
     }
     let params = sum_params(op, count, true, div)?;
@@ -64,14 +66,16 @@ pub(crate) fn mse_forward(
     let n = a.len;
     let groups = n.div_ceil(CHUNK);
     let partials = be.gpu.alloc(groups)?;
-    let params = sum_params(OP, n, false, 0.0)?;
-    be.gpu.dispatch(
-        OP,
-        MSE_PARTIAL,
-        &params,
-        &[&a.buf, &b.buf, &partials],
-        groups as u64,
-    )?;
+    // Inputs beyond one storage binding are summed in ranges of whole CHUNKs, each
+    // writing its own partials: the same partials as one dispatch.
+    let parts = [
+        Part::Rows(&a.buf, 1),
+        Part::Rows(&b.buf, 1),
+        Part::Blocks(&partials, CHUNK, 1),
+    ];
+    be.gpu.dispatch_rows(OP, MSE_PARTIAL, &parts, n, |_, len| {
+        Ok((sum_params(OP, len, false, 0.0)?, len.div_ceil(CHUNK) as u64))
+    })?;
     mean_of_partials(be, OP, partials, groups, n as f64, &loss.buf)
 }
 
@@ -97,7 +101,7 @@ pub(crate) fn mse_backward(
     let coef = (scale as f32 as f64) * 2.0 / n as f64;
     let params = |c: f64| -> Result<Params> { Ok(Params::new().u(OP, 0)?.f(0.0).f(c)) };
     match (da, db) {
-        (Some(da), Some(db)) => be.elementwise(
+        (Some(da), Some(db)) => be.elementwise_chunked(
             OP,
             MSE_GRAD2,
             params(coef)?,
@@ -105,11 +109,11 @@ pub(crate) fn mse_backward(
             n,
         ),
         (Some(da), None) => {
-            be.elementwise(OP, MSE_GRAD, params(coef)?, &[&a.buf, &b.buf, &da.buf], n)
+            be.elementwise_chunked(OP, MSE_GRAD, params(coef)?, &[&a.buf, &b.buf, &da.buf], n)
         }
         // db −= coef·(a − b) is db += (−coef)·(a − b) exactly.
         (None, Some(db)) => {
-            be.elementwise(OP, MSE_GRAD, params(-coef)?, &[&a.buf, &b.buf, &db.buf], n)
+            be.elementwise_chunked(OP, MSE_GRAD, params(-coef)?, &[&a.buf, &b.buf, &db.buf], n)
         }
         (None, None) => Ok(()),
     }

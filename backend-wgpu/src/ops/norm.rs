@@ -9,8 +9,13 @@
 //! a first mean, so offset inputs keep their digits). Parameter gradients are column
 //! sums over rows, reduced in blocks of [`RB`] rows level by level: deterministic, and
 //! the error grows with the number of levels, not with the number of rows.
+//!
+//! Past the storage binding limit: the forward pass (both norms) and the LayerNorm
+//! backward run in ranges of rows, with the results of one dispatch; a single row
+//! wider than a binding, and the GroupNorm backward of tensors beyond one binding,
+//! are refused ([`brain_core::BrainError::Unsupported`]).
 
-use crate::gpu::{Bindings, Kernel, Params, Shader};
+use crate::gpu::{Bindings, Kernel, Params, Part, Shader};
 use crate::{same_len, WgpuBackend, WgpuBuffer};
 use brain_core::{check, GroupNormShape, Result};
 
@@ -64,6 +69,7 @@ const TC: usize = 64;
 const WG: usize = 256;
 
 /// The shape of one norm call as the shader's `Params` sees it.
+#[derive(Clone, Copy)]
 struct Rows {
     /// Rows sharing statistics (LayerNorm rows, or N·G).
     rows: usize,
@@ -101,6 +107,11 @@ impl Rows {
             cpg,
             channels: s.channels,
         }
+    }
+
+    /// The same shape over `rows` rows (one range of a chunked dispatch).
+    fn with_rows(self, rows: usize) -> Self {
+        Rows { rows, ..self }
     }
 
     /// Invocations per row in the row kernels: the power of 2 ≥ len, at most a
@@ -160,14 +171,12 @@ fn add_column_sums(
     while rows > RB {
         let blocks = rows.div_ceil(RB);
         let next = be.gpu.alloc(blocks * width)?;
-        let params = col_params(op, rows, width, channels)?;
-        be.gpu.dispatch(
-            op,
-            COL_SUM_KERNEL,
-            &params,
-            &[&part, &next],
-            blocks as u64 * tiles,
-        )?;
+        let parts = [Part::Rows(&part, width), Part::Blocks(&next, RB, width)];
+        be.gpu
+            .dispatch_rows(op, COL_SUM_KERNEL, &parts, rows, |_, n| {
+                let params = col_params(op, n, width, channels)?;
+                Ok((params, n.div_ceil(RB) as u64 * tiles))
+            })?;
         part = next;
         rows = blocks;
     }
@@ -209,7 +218,9 @@ pub(crate) fn layernorm_forward(
     forward(be, OP, &shape, x, gamma, beta, y, mean, rstd, eps)
 }
 
-/// The forward kernel of both norms, one workgroup per row.
+/// The forward kernel of both norms, one workgroup per row. Rows beyond one storage
+/// binding are normalised in ranges of whole batch items (multiples of the groups, so
+/// that a row's channels stay where the kernel finds them).
 fn forward(
     be: &WgpuBackend,
     op: &'static str,
@@ -222,14 +233,21 @@ fn forward(
     rstd: &WgpuBuffer,
     eps: f64,
 ) -> Result<()> {
-    let params = shape.params(op, eps, shape.row_seg())?;
-    be.gpu.dispatch(
-        op,
-        NORM_FORWARD,
-        &params,
-        &[&x.buf, &gamma.buf, &beta.buf, &y.buf, &mean.buf, &rstd.buf],
-        shape.row_groups(),
-    )
+    shape.params(op, eps, shape.row_seg())?; // refuse what u32 cannot index
+    let parts = [
+        Part::Rows(&x.buf, shape.len),
+        Part::Whole(&gamma.buf),
+        Part::Whole(&beta.buf),
+        Part::Rows(&y.buf, shape.len),
+        Part::Rows(&mean.buf, 1),
+        Part::Rows(&rstd.buf, 1),
+    ];
+    let multiple = shape.groups.max(1);
+    be.gpu
+        .dispatch_rows_by(op, NORM_FORWARD, &parts, shape.rows, multiple, |_, n| {
+            let s = shape.with_rows(n);
+            Ok((s.params(op, eps, s.row_seg())?, s.row_groups()))
+        })
 }
 
 /// `dx` overwritten; `dgamma += Σ dy·x̂`, `dbeta += Σ dy`.
@@ -263,23 +281,40 @@ pub(crate) fn layernorm_backward(
         return Ok(()); // no dx to write, nothing to add
     }
     let shape = Rows::layernorm(rows, cols);
-    let params = shape.params(OP, 0.0, shape.row_seg())?;
-    be.gpu.dispatch(
-        OP,
-        LAYERNORM_DX,
-        &params,
-        &[&x.buf, &gamma.buf, &dy.buf, &mean.buf, &rstd.buf, &dx.buf],
-        shape.row_groups(),
-    )?;
+    shape.params(OP, 0.0, shape.row_seg())?; // refuse what u32 cannot index
+                                             // Rows beyond one storage binding go in ranges of rows (whole RB blocks for the
+                                             // partials, so that every block sums the rows it sums in one dispatch).
+    let parts = [
+        Part::Rows(&x.buf, cols),
+        Part::Whole(&gamma.buf),
+        Part::Rows(&dy.buf, cols),
+        Part::Rows(&mean.buf, 1),
+        Part::Rows(&rstd.buf, 1),
+        Part::Rows(&dx.buf, cols),
+    ];
+    be.gpu
+        .dispatch_rows(OP, LAYERNORM_DX, &parts, rows, |_, n| {
+            let s = shape.with_rows(n);
+            Ok((s.params(OP, 0.0, s.row_seg())?, s.row_groups()))
+        })?;
     let blocks = rows.div_ceil(RB);
     let part = be.gpu.alloc(blocks * 2 * cols)?;
-    be.gpu.dispatch(
-        OP,
-        LAYERNORM_PARAM_PARTIALS,
-        &params,
-        &[&x.buf, &dy.buf, &mean.buf, &rstd.buf, &part],
-        blocks as u64 * cols.div_ceil(TC) as u64,
-    )?;
+    let parts = [
+        Part::Rows(&x.buf, cols),
+        Part::Rows(&dy.buf, cols),
+        Part::Rows(&mean.buf, 1),
+        Part::Rows(&rstd.buf, 1),
+        Part::Blocks(&part, RB, 2 * cols),
+    ];
+    let tiles = cols.div_ceil(TC) as u64;
+    be.gpu
+        .dispatch_rows(OP, LAYERNORM_PARAM_PARTIALS, &parts, rows, |_, n| {
+            let s = shape.with_rows(n);
+            Ok((
+                s.params(OP, 0.0, s.row_seg())?,
+                n.div_ceil(RB) as u64 * tiles,
+            ))
+        })?;
     add_column_sums(be, OP, part, blocks, cols, &dgamma.buf, &dbeta.buf)
 }
 

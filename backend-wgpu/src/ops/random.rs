@@ -2,7 +2,7 @@
 //! and normal fills, and dropout, whose mask is regenerated from `(seed, offset)`.
 //! One invocation per Philox block of four words.
 
-use crate::gpu::{Kernel, Params, Shader, READ_RW};
+use crate::gpu::{Kernel, Params, Part, Shader, READ_RW};
 use crate::{same_len, WgpuBackend, WgpuBuffer, WG};
 use brain_core::{check, Dropout, Result};
 
@@ -43,7 +43,9 @@ impl Stream {
     }
 }
 
-/// One invocation per block of four words.
+/// One invocation per block of four words. Outputs beyond one storage binding are
+/// generated in ranges of whole blocks, each told its first block (the Philox counter
+/// is the absolute block index), so the stream is the same as in one dispatch.
 fn launch(
     be: &WgpuBackend,
     op: &'static str,
@@ -52,18 +54,25 @@ fn launch(
     buffers: &[&wgpu::Buffer],
 ) -> Result<()> {
     let word = |v: u64| v as u32 as usize;
-    let params = Params::new()
-        .u(op, s.n)?
-        .u(op, word(s.seed))?
-        .u(op, word(s.seed >> 32))?
-        .u(op, word(s.offset))?
-        .u(op, word(s.offset >> 32))?
-        .u(op, s.threshold as usize)?
-        .f(s.a)
-        .f(s.b);
-    let blocks = (s.words as u64).div_ceil(4);
+    // Elements per Philox block: 4 words, each 1 element (2 for philox_bits).
+    let per_block = 4 * (s.n / s.words.max(1)).max(1);
+    Params::new().u(op, s.n)?; // absolute element indices must fit 32 bits
+    let parts: Vec<Part<'_>> = buffers.iter().map(|b| Part::Rows(b, 1)).collect();
     be.gpu
-        .dispatch(op, kernel, &params, buffers, blocks.div_ceil(WG))
+        .dispatch_rows_by(op, kernel, &parts, s.n, per_block, |first, n| {
+            let params = Params::new()
+                .u(op, n)?
+                .u(op, word(s.seed))?
+                .u(op, word(s.seed >> 32))?
+                .u(op, word(s.offset))?
+                .u(op, word(s.offset >> 32))?
+                .u(op, s.threshold as usize)?
+                .f(s.a)
+                .f(s.b)
+                .u(op, first / per_block)?;
+            let blocks = (n as u64).div_ceil(per_block as u64);
+            Ok((params, blocks.div_ceil(WG)))
+        })
 }
 
 /// `y = x·keep/(1−p)`.

@@ -1,9 +1,9 @@
 //! Row reductions (sum, mean, max, logsumexp, sum of squares): a segment of
 //! invocations per row (a whole workgroup for rows of 256 values or more, a power-of-2
 //! share of one for shorter rows), a strided share per invocation, then a tree in
-//! workgroup memory.
+//! workgroup memory. Rows beyond one storage binding are reduced in ranges of rows.
 
-use crate::gpu::{Kernel, Params, Shader, READ_RW};
+use crate::gpu::{Kernel, Params, Part, Shader, READ_RW};
 use crate::{WgpuBackend, WgpuBuffer};
 use brain_core::{check, Result, RowReduce};
 
@@ -36,14 +36,17 @@ pub(crate) fn reduce_rows(
     check::reduce_rows(OP, x.len, out.len, rows, cols)?;
     // Invocations per row: the power of 2 ≥ cols, at most a workgroup.
     let seg = cols.next_power_of_two().min(WG);
-    let params = Params::new()
-        .u(OP, rows)?
-        .u(OP, cols)?
-        .u(OP, op_code(op))?
-        .u(OP, seg)?
-        .u(OP, x.len)?;
-    // No rows, no dispatch.
-    let groups = rows.div_ceil(WG / seg) as u64;
-    be.gpu
-        .dispatch(OP, REDUCE_ROWS, &params, &[&x.buf, &out.buf], groups)
+    Params::new().u(OP, x.len)?; // refuse what u32 cannot index
+                                 // Rows beyond one storage binding are reduced in ranges of rows (no dispatch for
+                                 // no rows); a single row wider than a binding is refused (Unsupported).
+    let parts = [Part::Rows(&x.buf, cols), Part::Rows(&out.buf, 1)];
+    be.gpu.dispatch_rows(OP, REDUCE_ROWS, &parts, rows, |_, n| {
+        let params = Params::new()
+            .u(OP, n)?
+            .u(OP, cols)?
+            .u(OP, op_code(op))?
+            .u(OP, seg)?
+            .u(OP, n * cols)?;
+        Ok((params, n.div_ceil(WG / seg) as u64))
+    })
 }

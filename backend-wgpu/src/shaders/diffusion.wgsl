@@ -10,7 +10,7 @@ struct Params {
     n: u32,
     flags: u32,    // step: bit 0 x̂₀ is m, 1 x is read, 2 clip, 3 noise; add_noise: per-sample length
     batch: u32,    // add_noise: number of samples
-    _pad: u32,
+    first: u32,    // add_noise: the first element of this dispatch (ranges past one binding)
     fp: f32,       // step: x̂₀ = fp·m + fq·x
     fq: f32,
     a_m: f32,      // step: prev = a_m·m + a_x·x (+ c_x0·clamp(x̂₀) when clipping) + c_n·noise
@@ -87,7 +87,7 @@ fn add_noise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        let s = i / p.flags;
+        let s = (p.first + i) / p.flags;
         out[i] = c[s] * a[i] + c[p.batch + s] * b[i];
     }
 }

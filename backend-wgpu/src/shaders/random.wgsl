@@ -17,6 +17,8 @@ struct Params {
     threshold: u32,  // dropout: dropped iff (word >> 8) < threshold
     a: f32,          // fill_normal: mean; dropout: 1/(1−p)
     b: f32,          // fill_normal: std
+    block0: u32,     // the first block of this dispatch (outputs beyond one binding
+                     // are generated in ranges; `out` and `src` start at that block)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,9 +60,10 @@ fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
-// Words 4b .. 4b+3 of the stream (p.seed, p.offset).
+// Words 4(block0 + b) .. 4(block0 + b)+3 of the stream (p.seed, p.offset).
 fn block(b: u32) -> vec4<u32> {
-    return philox4x32_10(vec4<u32>(b, 0u, p.off_lo, p.off_hi), vec2<u32>(p.seed_lo, p.seed_hi));
+    let counter = vec4<u32>(p.block0 + b, 0u, p.off_lo, p.off_hi);
+    return philox4x32_10(counter, vec2<u32>(p.seed_lo, p.seed_hi));
 }
 
 // ⌈count/4⌉ without overflow: the blocks covering `count` words.
