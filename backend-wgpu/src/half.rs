@@ -1,7 +1,10 @@
 //! The f16-storage backend: [`WgpuF16Backend`], on a device with `SHADER_F16`.
 //!
-//! Tensors are stored as f16 (two per 32-bit word, the layout WGSL's `array<vec2<f16>>`
-//! binds). Kernels compute in f32 and round each output once to f16:
+//! Tensors are stored as f16, two per 32-bit word (first element in the low half).
+//! Kernels compute in f32 and round each output once to f16, to nearest with ties to
+//! even on every adapter (`f16_bits` in `shaders/half.wgsl`: WGSL's own f32→f16
+//! conversion may return either neighbour, and lavapipe's does not always round to
+//! nearest):
 //!
 //! - fill, add, scale, axpy and copy run natively on the f16 storage
 //!   (`shaders/half.wgsl`: loads widened to f32, one rounding per store);
@@ -33,7 +36,7 @@ static SHADER: Shader = Shader {
 };
 const WIDEN: Kernel = Kernel::new(&SHADER, "widen", &[(1, true), (5, false)]);
 const NARROW: Kernel = Kernel::new(&SHADER, "narrow", &[(4, true), (3, false)]);
-const FILL: Kernel = Kernel::new(&SHADER, "fill", &[(6, false)]);
+const FILL: Kernel = Kernel::new(&SHADER, "fill", &[(3, false)]);
 const ADD: Kernel = Kernel::new(&SHADER, "add", &[(1, true), (2, true), (3, false)]);
 const SCALE: Kernel = Kernel::new(&SHADER, "scale", &[(3, false)]);
 const AXPY: Kernel = Kernel::new(&SHADER, "axpy", &[(1, true), (3, false)]);

@@ -56,8 +56,24 @@ impl Element for half::f16 {
     const NAME: &'static str = "f16";
     #[inline]
     fn from_f64(v: f64) -> Self {
-        // Rounds directly from f64 (nearest, ties to even): no double rounding via f32.
-        half::f16::from_f64(v)
+        // Nearest, ties to even. `half::f16::from_f64` (2.7) rounds through f32, so a
+        // value just off an f16 tie lands on the tie and then on the even side; rounding
+        // to odd into f32 first (13 bits more than f16) keeps the sticky bit, and the
+        // second rounding is then exact.
+        if v.is_nan() {
+            return half::f16::NAN;
+        }
+        let t = v as f32;
+        let odd = if t.is_infinite() || t as f64 == v {
+            t
+        } else {
+            let mut bits = t.to_bits();
+            if (t as f64).abs() > v.abs() {
+                bits -= 1; // truncate toward zero
+            }
+            f32::from_bits(bits | 1)
+        };
+        half::f16::from_f32(odd)
     }
     #[inline]
     fn to_f64(self) -> f64 {

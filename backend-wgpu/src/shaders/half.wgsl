@@ -1,13 +1,14 @@
-// f16 storage kernels (the f16 backend, `enable f16;` prepended by the host). f16
-// tensors are bound as pairs (`vec2<f16>`, one 32-bit word each: a tensor of n
-// elements occupies ceil(n/2) words, the last half of an odd tensor is padding), so
-// one invocation handles one word. Loads are widened to f32, arithmetic is f32, and
-// each store rounds once to f16.
+// f16 storage kernels (the f16 backend; the host prepends `enable f16;`). An f16 tensor
+// of n elements is ceil(n/2) 32-bit words, each a pair of f16 (first element in the
+// low half; the high half of an odd tensor's last word is padding), so one invocation
+// handles one word. Loads are widened to f32 (exact: `unpack2x16float`), arithmetic
+// is f32, and each store rounds once to f16 with `f16_bits`: round to nearest, ties to
+// even, on every adapter (WGSL lets an f32→f16 conversion return either neighbour).
 //
 // Bindings (the host binds only those an entry point uses):
 //   0 params (uniform), 1 a (read, f16 pairs), 2 b (read, f16 pairs),
 //   3 out (read_write, f16 pairs), 4 wide (read, f32 pairs), 5 wide_out (read_write,
-//   f32 pairs), 6 words (read_write, raw words).
+//   f32 pairs).
 
 struct Params {
     n: u32,      // words (element pairs)
@@ -17,12 +18,55 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec2<f16>>;
-@group(0) @binding(2) var<storage, read> b: array<vec2<f16>>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec2<f16>>;
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
 @group(0) @binding(4) var<storage, read> wide: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> wide_out: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read_write> words: array<u32>;
+
+// A word of two f16, widened (exact).
+fn load(w: u32) -> vec2<f32> {
+    return unpack2x16float(w);
+}
+
+// The f16 nearest to x (ties to even) as bits; overflow gives ±Inf, NaN stays NaN.
+fn f16_bits(x: f32) -> u32 {
+    let bits = bitcast<u32>(x);
+    let sign = (bits >> 16u) & 0x8000u;
+    let e = i32((bits >> 23u) & 0xffu);
+    let m = bits & 0x7fffffu;
+    if (e == 255) {
+        // Inf, or a quiet NaN keeping the top of the payload.
+        return sign | 0x7c00u | select(0u, 0x200u | (m >> 13u), m != 0u);
+    }
+    let he = e - 112; // the f16 biased exponent
+    if (he >= 31) {
+        return sign | 0x7c00u;
+    }
+    if (he <= 0) {
+        // Subnormal f16 (or zero): units of 2⁻²⁴.
+        if (he < -10) {
+            return sign; // below half the smallest subnormal
+        }
+        let shift = u32(14 - he);
+        let full = m | 0x800000u;
+        let r = full >> shift;
+        let rem = full & ((1u << shift) - 1u);
+        let half = 1u << (shift - 1u);
+        let up = rem > half || (rem == half && (r & 1u) == 1u);
+        return sign | (r + select(0u, 1u, up));
+    }
+    // Normal: a carry out of the significand bumps the exponent (up to Inf), as it must.
+    let r = (u32(he) << 10u) | (m >> 13u);
+    let rem = m & 0x1fffu;
+    let up = rem > 0x1000u || (rem == 0x1000u && (r & 1u) == 1u);
+    return sign | (r + select(0u, 1u, up));
+}
+
+// Two f32 rounded to a word of two f16.
+fn store(v: vec2<f32>) -> u32 {
+    return f16_bits(v.x) | (f16_bits(v.y) << 16u);
+}
 
 // wide_out = f32(a): exact.
 @compute @workgroup_size(256)
@@ -30,7 +74,7 @@ fn widen(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        wide_out[i] = vec2<f32>(a[i]);
+        wide_out[i] = load(a[i]);
     }
 }
 
@@ -40,17 +84,17 @@ fn narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        out[i] = vec2<f16>(wide[i]);
+        out[i] = store(wide[i]);
     }
 }
 
-// words = bits: fill with an f16 value rounded on the host (exact, NaN included).
+// out = bits: fill with an f16 value rounded on the host (exact, NaN included).
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        words[i] = p.bits;
+        out[i] = p.bits;
     }
 }
 
@@ -60,7 +104,7 @@ fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
        @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        out[i] = vec2<f16>(vec2<f32>(a[i]) + vec2<f32>(b[i]));
+        out[i] = store(load(a[i]) + load(b[i]));
     }
 }
 
@@ -70,7 +114,7 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        out[i] = vec2<f16>(vec2<f32>(out[i]) * p.alpha);
+        out[i] = store(load(out[i]) * p.alpha);
     }
 }
 
@@ -80,6 +124,6 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.n) {
-        out[i] = vec2<f16>(vec2<f32>(out[i]) + p.alpha * vec2<f32>(a[i]));
+        out[i] = store(load(out[i]) + p.alpha * load(a[i]));
     }
 }
