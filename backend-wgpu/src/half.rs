@@ -120,6 +120,13 @@ impl WgpuF16Backend {
         &self.f32
     }
 
+    /// As [`WgpuBackend::limit_storage_binding_size`], for the f16 kernels and the f32
+    /// kernels the others run through.
+    #[doc(hidden)]
+    pub fn limit_storage_binding_size(&mut self, bytes: u64) {
+        self.f32.limit_storage_binding_size(bytes);
+    }
+
     fn gpu(&self) -> &Gpu {
         &self.f32.gpu
     }
