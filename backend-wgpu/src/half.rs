@@ -2,17 +2,20 @@
 //!
 //! Tensors are stored as f16, two per 32-bit word (first element in the low half).
 //! Kernels compute in f32 and round each output once to f16, to nearest with ties to
-//! even on every adapter (`f16_bits` in `shaders/half.wgsl`: WGSL's own f32→f16
-//! conversion may return either neighbour, and lavapipe's does not always round to
-//! nearest):
+//! even on every adapter (`f16_bits` in `shaders/half_round.wgsl`: WGSL lets an
+//! f32→f16 conversion of a value between two f16 return either of them):
 //!
-//! - fill, add, scale, axpy and copy run natively on the f16 storage
+//! - fill, add, scale, axpy and copy run natively on the f16 words
 //!   (`shaders/half.wgsl`: loads widened to f32, one rounding per store);
+//! - the activations (forward and backward) and bias_add run natively too, in f16
+//!   variants generated from the f32 shaders ([`f16_variant`]: `array<f16>` bindings,
+//!   each read widened, each store rounded once);
 //! - every other kernel widens its f16 inputs to f32 device temporaries (exact),
 //!   runs the f32 backend's kernel on the same device, and narrows its outputs back
 //!   (rounded once). Outputs the kernel accumulates into (parameter gradients, loss
 //!   input gradients) and outputs it updates in place are widened first, so the
-//!   accumulation happens in f32 and is rounded once.
+//!   accumulation happens in f32 and is rounded once. The numerics are those of a
+//!   native f16-storage kernel; the cost is the extra passes and f32 temporaries.
 //!
 //! Nothing is read back to the host inside a kernel call; the temporaries come from
 //! the device's buffer pool.
@@ -25,12 +28,14 @@ use brain_core::{
     HsicEstimator, ImageShape, Result, RowReduce, SchedulerStep, SobelLossForm, UpsampleMode,
     UpsampleShape,
 };
+use std::sync::OnceLock;
 
 static SHADER: Shader = Shader {
     label: "half.wgsl",
     parts: &[
         "enable f16;\n",
         include_str!("shaders/common.wgsl"),
+        include_str!("shaders/half_round.wgsl"),
         include_str!("shaders/half.wgsl"),
     ],
 };
@@ -40,6 +45,111 @@ const FILL: Kernel = Kernel::new(&SHADER, "fill", &[(3, false)]);
 const ADD: Kernel = Kernel::new(&SHADER, "add", &[(1, true), (2, true), (3, false)]);
 const SCALE: Kernel = Kernel::new(&SHADER, "scale", &[(3, false)]);
 const AXPY: Kernel = Kernel::new(&SHADER, "axpy", &[(1, true), (3, false)]);
+
+/// The f16 variant of an f32 one-element-per-invocation shader: its storage arrays
+/// `names` become `array<f16>`, each read of one is widened to f32 and each store
+/// (`name[..] = expr;`) rounds `expr` once (`round16`). Generated once per device.
+fn f16_variant(src: &str, names: &[&str]) -> String {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(src.len() + 1024);
+    for line in src.lines() {
+        if line.contains("var<storage") && names.iter().any(|n| line.contains(&format!(" {n}: "))) {
+            out.push_str(&line.replace("array<f32>", "array<f16>"));
+            out.push('\n');
+            continue;
+        }
+        let mut rest = line;
+        let mut done = String::new();
+        // The earliest access `name[` (at an identifier boundary) in `rest`.
+        let first = |rest: &str| {
+            names
+                .iter()
+                .filter_map(|name| {
+                    let pat = format!("{name}[");
+                    rest.match_indices(&pat)
+                        .map(|(at, _)| at)
+                        .find(|&at| rest[..at].chars().next_back().is_none_or(|c| !is_ident(c)))
+                        .map(|at| (at, name.len()))
+                })
+                .min()
+        };
+        while let Some((at, len)) = first(rest) {
+            // The matching bracket.
+            let open = at + len;
+            let mut depth = 0;
+            let mut close = None;
+            for (k, c) in rest[open..].char_indices() {
+                match c {
+                    '[' => depth += 1,
+                    ']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = Some(open + k);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(close) = close else { break };
+            let access = &rest[at..=close];
+            let after = rest[close + 1..].trim_start();
+            done.push_str(&rest[..at]);
+            if after.starts_with('=') && !after.starts_with("==") {
+                // A store: round the right-hand side (with its reads widened).
+                let rhs_end = after.find(';').unwrap_or(after.len());
+                let rhs = f16_variant(&after[1..rhs_end], names);
+                done.push_str(&format!("{access} = round16({});", rhs.trim()));
+                rest = after.get(rhs_end + 1..).unwrap_or("");
+            } else {
+                done.push_str(&format!("f32({access})"));
+                rest = &rest[close + 1..];
+            }
+        }
+        done.push_str(rest);
+        out.push_str(&done);
+        out.push('\n');
+    }
+    out
+}
+
+/// A generated f16 shader (leaked: one per process, like the static ones).
+fn generated(label: &'static str, family: &str, names: &[&str]) -> Shader {
+    let body: &'static str = Box::leak(f16_variant(family, names).into_boxed_str());
+    let parts: Vec<&'static str> = vec![
+        "enable f16;\n",
+        include_str!("shaders/common.wgsl"),
+        include_str!("shaders/half_round.wgsl"),
+        body,
+    ];
+    Shader {
+        label,
+        parts: Box::leak(parts.into_boxed_slice()),
+    }
+}
+
+static ACTIVATION: OnceLock<Shader> = OnceLock::new();
+static BIAS: OnceLock<Shader> = OnceLock::new();
+
+fn activation_shader() -> &'static Shader {
+    ACTIVATION.get_or_init(|| {
+        generated(
+            "half/activation.wgsl",
+            include_str!("shaders/activation.wgsl"),
+            &["x", "dy", "out"],
+        )
+    })
+}
+
+fn bias_shader() -> &'static Shader {
+    BIAS.get_or_init(|| {
+        generated(
+            "half/bias.wgsl",
+            include_str!("shaders/bias.wgsl"),
+            &["src", "dst"],
+        )
+    })
+}
 
 /// A device buffer of `len` f16, packed two per 32-bit word. Dropping it returns its
 /// memory to the device's pool.
@@ -146,6 +256,27 @@ impl WgpuF16Backend {
             let p = Params::new().u(op, len)?.extend(params.clone());
             Ok((p, (len as u64).div_ceil(WG)))
         })
+    }
+
+    /// Dispatch a one-element-per-invocation kernel (an [`f16_variant`]) over `len`
+    /// f16 elements, chunked by whole words past the binding limit (every `parts` entry
+    /// is an f16 tensor indexed by the element index, or bound whole). `params(first,
+    /// n)` gives the Params words after `n` for the chunk starting at element `first`.
+    fn per_elem(
+        &self,
+        op: &'static str,
+        kernel: Kernel,
+        parts: &[Part<'_>],
+        len: usize,
+        params: impl Fn(usize, usize) -> Result<Params>,
+    ) -> Result<()> {
+        self.gpu()
+            .dispatch_rows(op, kernel, parts, words(len), |first, n| {
+                let first = 2 * first;
+                let n = (2 * n).min(len - first);
+                let p = Params::new().u(op, n)?.extend(params(first, n)?);
+                Ok((p, (n as u64).div_ceil(WG)))
+            })
     }
 
     /// An f32 device temporary holding `x` widened (exact).
@@ -359,8 +490,18 @@ impl Backend for WgpuF16Backend {
         channels: usize,
         inner: usize,
     ) -> Result<()> {
-        let b = self.wide(bias)?;
-        self.through(y, |y| self.f32.bias_add(y, &b, outer, channels, inner))
+        const OP: &str = "bias_add";
+        check::bias(OP, y.len, bias.len, outer, channels, inner)?;
+        Params::new().u(OP, y.len)?; // element indices of the whole tensor fit 32 bits
+        let k = Kernel::new(bias_shader(), "bias_add", &[(1, true), (3, false)]);
+        let parts = [Part::Whole(&bias.words.buf), Part::Rows(&y.words.buf, 1)];
+        self.per_elem(OP, k, &parts, y.len, |first, _| {
+            Params::new()
+                .u(OP, channels)?
+                .u(OP, inner)?
+                .u(OP, outer)?
+                .u(OP, first)
+        })
     }
     fn bias_backward(
         &self,
@@ -381,8 +522,16 @@ impl Backend for WgpuF16Backend {
         x: &WgpuF16Buffer,
         y: &mut WgpuF16Buffer,
     ) -> Result<()> {
-        let x = self.wide(x)?;
-        self.through(y, |y| self.f32.activation_forward(act, &x, y))
+        const OP: &str = "activation_forward";
+        check::len(OP, "y", y.len, x.len)?;
+        let entry = match act {
+            Activation::GeluErf => "gelu_erf_forward",
+            Activation::GeluTanh => "gelu_tanh_forward",
+            Activation::Silu => "silu_forward",
+        };
+        let k = Kernel::new(activation_shader(), entry, &[(1, true), (3, false)]);
+        let parts = [Part::Rows(&x.words.buf, 1), Part::Rows(&y.words.buf, 1)];
+        self.per_elem(OP, k, &parts, x.len, |_, _| Ok(Params::new()))
     }
     fn activation_backward(
         &self,
@@ -391,8 +540,25 @@ impl Backend for WgpuF16Backend {
         dy: &WgpuF16Buffer,
         dx: &mut WgpuF16Buffer,
     ) -> Result<()> {
-        let (x, dy) = (self.wide(x)?, self.wide(dy)?);
-        self.through(dx, |dx| self.f32.activation_backward(act, &x, &dy, dx))
+        const OP: &str = "activation_backward";
+        check::len(OP, "dy", dy.len, x.len)?;
+        check::len(OP, "dx", dx.len, x.len)?;
+        let entry = match act {
+            Activation::GeluErf => "gelu_erf_backward",
+            Activation::GeluTanh => "gelu_tanh_backward",
+            Activation::Silu => "silu_backward",
+        };
+        let k = Kernel::new(
+            activation_shader(),
+            entry,
+            &[(1, true), (2, true), (3, false)],
+        );
+        let parts = [
+            Part::Rows(&x.words.buf, 1),
+            Part::Rows(&dy.words.buf, 1),
+            Part::Rows(&dx.words.buf, 1),
+        ];
+        self.per_elem(OP, k, &parts, x.len, |_, _| Ok(Params::new()))
     }
     fn layernorm_forward(
         &self,

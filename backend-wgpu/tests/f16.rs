@@ -114,7 +114,19 @@ fn f16_tensors_beyond_the_binding_limit() {
     be.scale(&mut out, 0.5).unwrap();
     let want: Vec<f64> = (0..n).map(|i| (3.0 * a[i] + b[i]) * 0.5).collect();
     assert_eq!(down(&be, &out), want);
-    // Widened, run in f32 (bias_add, chunked), narrowed.
+    // A native activation, chunked: SiLU within one f16 rounding (plus f32's few ulp)
+    // of the f64 value.
+    let mut y = be.alloc(n).unwrap();
+    be.activation_forward(brain_core::Activation::Silu, &ab, &mut y)
+        .unwrap();
+    for (i, &g) in down(&be, &y).iter().enumerate() {
+        let want = a[i] / (1.0 + (-a[i]).exp());
+        assert!(
+            (g - want).abs() <= 2f64.powi(-10) * want.abs() + 1e-7,
+            "silu[{i}] = {g}, want {want}"
+        );
+    }
+    // bias_add (native), chunked.
     let mut y = up(&a);
     be.bias_add(&mut y, &up(&[0.5]), n, 1, 1).unwrap();
     let want: Vec<f64> = a.iter().map(|&x| x + 0.5).collect();
