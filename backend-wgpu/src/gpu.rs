@@ -211,6 +211,12 @@ pub const ADAPTER_ENV: &str = "BRAIN_WGPU_ADAPTER";
 
 impl Gpu {
     pub(crate) fn new() -> Result<Self> {
+        Self::with_features(wgpu::Features::empty())
+    }
+
+    /// As [`Gpu::new`], enabling `extra` features on the device (e.g. `SHADER_F16` for
+    /// the f16 backend); [`BrainError::Unsupported`] when the adapter lacks one.
+    pub(crate) fn with_features(extra: wgpu::Features) -> Result<Self> {
         // Vulkan only: pinned, so that wgpu never falls back to GL, whatever
         // WGPU_BACKEND says.
         if !wgpu::Instance::enabled_backend_features().contains(wgpu::Backends::VULKAN) {
@@ -233,7 +239,15 @@ impl Gpu {
         // WebGPU's defaults.
         let limits = adapter.limits();
         // Timestamps, where offered, for `WgpuBackend::time_on_device`.
-        let required_features = adapter_features & wgpu::Features::TIMESTAMP_QUERY;
+        if !adapter_features.contains(extra) {
+            return Err(BrainError::Unsupported(format!(
+                "wgpu: the adapter {} ({}) does not offer {:?}",
+                info.name,
+                info.driver,
+                extra - adapter_features
+            )));
+        }
+        let required_features = (adapter_features & wgpu::Features::TIMESTAMP_QUERY) | extra;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("brain-wgpu"),
             required_features,

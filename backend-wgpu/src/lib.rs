@@ -58,6 +58,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod gpu;
+mod half;
 mod ops;
 mod pool;
 
@@ -73,6 +74,7 @@ use std::sync::Weak;
 #[doc(hidden)]
 pub use gpu::DeviceTime;
 pub use gpu::ADAPTER_ENV;
+pub use half::{WgpuF16Backend, WgpuF16Buffer};
 #[doc(hidden)]
 pub use pool::PoolStats;
 

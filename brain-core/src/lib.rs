@@ -55,6 +55,8 @@ pub mod train;
 pub use backend::{AdamWTensor, Backend};
 pub use element::Element;
 pub use error::{BrainError, Result};
+/// The `half` crate, whose [`f16`](half::f16) is an [`Element`].
+pub use half;
 pub use ops::{
     Activation, AdamW, ContrastiveLoss, Dropout, Gemm, GroupNormShape, HsicEstimator, ImageShape,
     PredictionType, RowReduce, SchedulerStep, SobelLossForm, UpsampleMode, UpsampleShape,

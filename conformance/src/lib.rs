@@ -26,10 +26,19 @@ pub mod golden_similarity;
 pub mod kernels;
 pub mod tolerance;
 
-/// Runs `body` with the backend, or prints `skipped: <reason>` when it is absent.
-pub fn with_backend<B>(make: Result<B, String>, test: &str, body: impl FnOnce(&B)) {
+/// Runs `body` with the backend, or prints `skipped: <reason>` when it is absent. The
+/// checks of `body` apply the range of the backend's element type
+/// ([`tolerance::ElemRange`]).
+pub fn with_backend<B: brain_core::Backend>(
+    make: Result<B, String>,
+    test: &str,
+    body: impl FnOnce(&B),
+) {
     match make {
-        Ok(be) => body(&be),
+        Ok(be) => {
+            tolerance::ElemRange::set::<B::Elem>();
+            body(&be)
+        }
         Err(reason) => println!("skipped: {test}: {reason}"),
     }
 }
