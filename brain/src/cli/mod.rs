@@ -15,7 +15,7 @@ pub use evaluate::{held_out_metrics, Metric};
 pub use plot::training_curves;
 pub use run::{train_run, RunOutcome};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use backend_cpu::CpuBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -185,9 +185,11 @@ fn cuda_backend() -> Result<backend_cuda::CudaBackend> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_backend() -> Result<CpuBackend> {
-    Err(Error::Core(brain_core::BrainError::Unsupported(
-        "--backend cuda: this binary was built without the `cuda` feature".into(),
-    )))
+    Err(crate::error::Error::Core(
+        brain_core::BrainError::Unsupported(
+            "--backend cuda: this binary was built without the `cuda` feature".into(),
+        ),
+    ))
 }
 
 #[cfg(feature = "wgpu")]
@@ -199,9 +201,11 @@ fn wgpu_backend() -> Result<backend_wgpu::WgpuBackend> {
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_backend() -> Result<CpuBackend> {
-    Err(Error::Core(brain_core::BrainError::Unsupported(
-        "--backend wgpu: this binary was built without the `wgpu` feature".into(),
-    )))
+    Err(crate::error::Error::Core(
+        brain_core::BrainError::Unsupported(
+            "--backend wgpu: this binary was built without the `wgpu` feature".into(),
+        ),
+    ))
 }
 
 /// Run `command` on `be` (commands that compute nothing ignore it).
