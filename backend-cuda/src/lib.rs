@@ -129,6 +129,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod device;
+mod emu;
 mod launch;
 mod module_cache;
 mod ops;
@@ -159,7 +160,7 @@ impl std::fmt::Debug for CudaBackend {
         f.debug_struct("CudaBackend")
             .field("device", &self.dev.name())
             .field("ordinal", &self.dev.ordinal())
-            .field("target", &self.dev.target().to_string())
+            .field("target", &self.dev.target())
             .field("tf32", &self.dev.tf32())
             .finish()
     }
@@ -181,7 +182,19 @@ impl CudaBackend {
         })
     }
 
-    /// The device's compute capability `(major, minor)`.
+    /// The CPU emulator instead of a GPU: the same kernel sources (compiled by the host
+    /// C++ compiler, `g++` or `$BRAIN_CUDA_EMU_CXX`, on first use of each family) and
+    /// the same host code, with buffers in host memory and kernels run on the CPU,
+    /// slowly. For testing without a GPU (`tests/conformance_emulated.rs`); see the
+    /// `emu` module's docs in `src/emu.rs`. [`BrainError::Unsupported`] where no C++
+    /// compiler runs.
+    pub fn emulated() -> Result<Self> {
+        Ok(CudaBackend {
+            dev: Device::emulated()?,
+        })
+    }
+
+    /// The device's compute capability `(major, minor)` (`(0, 0)` for the emulator).
     pub fn compute_capability(&self) -> (i32, i32) {
         self.dev.compute_capability()
     }
