@@ -329,6 +329,33 @@ impl Device {
         })
     }
 
+    /// A buffer of `len` f32 with unspecified contents, for temporaries whose every
+    /// element is written before it is read: uninitialised device memory on a GPU;
+    /// on the emulator every element is NaN, so that reading one that was not written
+    /// shows in the results.
+    pub(crate) fn alloc_uninit(&self, op: &'static str, len: usize) -> Result<CudaBuffer> {
+        let bytes = Self::bytes(op, len)?;
+        if len == 0 {
+            return Ok(self.empty());
+        }
+        let slice = match &self.kind {
+            // SAFETY: the caller writes every element before reading it.
+            Kind::Gpu(g) => Mem::Gpu(
+                unsafe { g.stream.alloc::<f32>(len) }.map_err(|e| alloc_error(op, bytes, e))?,
+            ),
+            Kind::Emu(_) => {
+                let mut h = HostMem::zeroed(len)?;
+                h.as_mut_slice().fill(f32::NAN);
+                Mem::Host(h)
+            }
+        };
+        Ok(CudaBuffer {
+            slice: Some(slice),
+            len,
+            owner: self.id,
+        })
+    }
+
     /// A buffer holding a copy of `data`.
     pub(crate) fn upload(&self, data: &[f32]) -> Result<CudaBuffer> {
         let bytes = Self::bytes("upload", data.len())?;
