@@ -281,6 +281,25 @@ inline int __float2int_rz(float x) { return (int)x; }
 inline float __int2float_rn(int x) { return (float)x; }
 inline float __uint2float_rn(unsigned x) { return (float)x; }
 
+// sin(πx), cos(πx) with exact zeros at the integers (resp. half-integers): the
+// argument is reduced exactly to r ∈ [−1, 1] (x − 2·round(x/2)), the rest in double.
+inline float sinpif(float x) {
+    if (!isfinite(x)) return x - x;
+    const float r = x - 2.0f * rintf(0.5f * x);
+    if (r == 0.0f || r == 1.0f || r == -1.0f) return copysignf(0.0f, x);
+    return (float)sin(3.14159265358979323846 * (double)r);
+}
+inline float cospif(float x) {
+    if (!isfinite(x)) return x - x;
+    const float r = fabsf(x - 2.0f * rintf(0.5f * x));
+    if (r == 0.5f) return 0.0f;
+    return (float)cos(3.14159265358979323846 * (double)r);
+}
+inline void sincospif(float x, float* s, float* c) {
+    *s = sinpif(x);
+    *c = cospif(x);
+}
+
 // CUDA's device min/max overloads.
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
