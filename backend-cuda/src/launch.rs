@@ -72,11 +72,6 @@ pub(crate) fn i64_dim(op: &'static str, what: &str, v: usize) -> Result<i64> {
     })
 }
 
-/// The error of a kernel family whose kernels are not written yet.
-pub(crate) fn not_yet(op: &str) -> BrainError {
-    BrainError::Unsupported(format!("cuda: {op} not implemented yet"))
-}
-
 /// Launch the kernel set up in `args` on its stream (asynchronous: errors in the
 /// kernel itself surface at the next synchronising call).
 pub(crate) fn run(name: &str, args: &mut LaunchArgs<'_>, cfg: LaunchConfig) -> Result<()> {
@@ -215,13 +210,5 @@ mod tests {
             Err(BrainError::InvalidArgument { op: "gemm", .. })
         ));
         assert!(u32_dim("x", "n", usize::MAX).is_err());
-    }
-
-    #[test]
-    fn not_yet_is_unsupported() {
-        assert_eq!(
-            not_yet("mse_forward"),
-            BrainError::Unsupported("cuda: mse_forward not implemented yet".into())
-        );
     }
 }
