@@ -437,6 +437,42 @@ mod tests {
         assert_eq!(kernel_names(text), ["a_f32", "b_f32"]);
     }
 
+    /// A launch whose argument list disagrees with the kernel's parameters is an error,
+    /// not a misread (`scale_f32(float*, float, u64)` given a u32 count).
+    #[test]
+    fn argument_sizes_are_checked() {
+        let emu = match Emu::new() {
+            Ok(e) => e,
+            Err(e) if std::env::var_os("BRAIN_CUDA_EMU_OPTIONAL").is_some() => {
+                return println!("skipped: argument_sizes_are_checked: {e}");
+            }
+            Err(e) => panic!("the CUDA emulator is unavailable: {e}"),
+        };
+        let mut mem = HostMem::zeroed(4).unwrap();
+        mem.as_mut_slice().fill(1.5);
+        let (x, alpha) = (mem.addr(), 2.0f32);
+        let cfg = crate::launch::elementwise(4);
+        let (n32, n64) = (4u32, 4u64);
+        let bad = emu.launch(
+            Family::Elementwise,
+            "scale_f32",
+            cfg,
+            &[Arg::new(&x), Arg::new(&alpha), Arg::new(&n32)],
+        );
+        assert!(
+            matches!(&bad, Err(BrainError::Backend(m)) if m.contains("argument 2 is 8 byte(s) in the kernel, 4 in the launch")),
+            "{bad:?}"
+        );
+        emu.launch(
+            Family::Elementwise,
+            "scale_f32",
+            cfg,
+            &[Arg::new(&x), Arg::new(&alpha), Arg::new(&n64)],
+        )
+        .unwrap();
+        assert_eq!(mem.as_slice(), [3.0; 4]);
+    }
+
     #[test]
     fn tf32_keeps_ten_mantissa_bits() {
         assert_eq!(tf32(1.0), 1.0);
