@@ -63,6 +63,13 @@
 //!   [`BrainError::Unsupported`]; device faults and ECC errors are
 //!   [`BrainError::DeviceLost`]; nothing in the crate panics on user input or missing
 //!   hardware.
+//! - **Emulator** (`src/emu.rs`, `emu/`): [`CudaBackend::emulated`] runs the same
+//!   kernel sources and host code without a GPU: g++ compiles each family against a
+//!   CUDA shim, blocks run in sequence and a block's threads as fibers that switch at
+//!   barriers and warp collectives; memory is host memory and cuBLAS a CPU loop with
+//!   its column-major semantics. Every launch checks the argument sizes against the
+//!   kernel's parameters. `tests/conformance_emulated.rs` runs the whole conformance
+//!   suite on it (in CI, which has no GPU).
 //!
 //! Phase 1 status: memory, GEMM, Linear, bias, activations, add/scale/axpy/fill and
 //! row reductions run on the GPU; the other families (norms, dropout and Philox fills,
