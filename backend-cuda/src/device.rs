@@ -4,7 +4,12 @@
 //! Everything is queued on the one non-blocking stream, in call order, so no event
 //! tracking is needed between calls (cudarc's per-buffer events are switched off);
 //! only [`Device::download`] and [`Device::sync`] wait for the device.
+//!
+//! A [`Device`] is either a GPU (`Kind::Gpu`, through cudarc) or the CPU emulator
+//! (`Kind::Emu`, see [`crate::emu`]): the same kernels and host code, with memory in
+//! host allocations and kernels run by the emulator, synchronously.
 
+use crate::emu::{Emu, HostMem};
 use crate::launch::{alloc_error, cublas_error, driver_error, lock};
 use crate::module_cache::{nvrtc_available, Family, ModuleCache, Target};
 use brain_core::{BrainError, Result};
@@ -50,7 +55,7 @@ static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub struct CudaBuffer {
     /// `None` for an empty buffer (CUDA cannot allocate 0 bytes).
-    slice: Option<CudaSlice<f32>>,
+    slice: Option<Mem>,
     len: usize,
     owner: u64,
 }
@@ -63,6 +68,22 @@ impl CudaBuffer {
     /// Whether the buffer holds no element.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// The memory of a non-empty buffer: on the GPU, or in the host for the emulator.
+#[derive(Debug)]
+enum Mem {
+    Gpu(CudaSlice<f32>),
+    Host(HostMem),
+}
+
+impl Mem {
+    fn len(&self) -> usize {
+        match self {
+            Mem::Gpu(s) => s.len(),
+            Mem::Host(h) => h.len(),
+        }
     }
 }
 
@@ -84,17 +105,57 @@ impl Drop for Blas {
 
 /// The device state behind a [`CudaBackend`](crate::CudaBackend).
 pub(crate) struct Device {
+    kind: Kind,
+    id: u64,
+    tf32: AtomicBool,
+}
+
+/// What runs the kernels.
+pub(crate) enum Kind {
+    /// A CUDA device.
+    Gpu(Gpu),
+    /// The CPU emulator.
+    Emu(Emu),
+}
+
+/// A CUDA device: context, stream, cuBLAS handle and modules.
+pub(crate) struct Gpu {
     // Field order is drop order: the handle and modules go before the stream and
     // the context they live in.
     blas: Mutex<Blas>,
     modules: ModuleCache,
     stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
-    id: u64,
     ordinal: usize,
     name: String,
     compute_capability: (i32, i32),
-    tf32: AtomicBool,
+}
+
+impl Gpu {
+    /// The stream every call is queued on.
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Kernel `name` of `family` (compiled and loaded on first use, then cached).
+    pub(crate) fn function(&self, family: Family, name: &'static str) -> Result<CudaFunction> {
+        self.modules.function(&self.ctx, family, name)
+    }
+
+    fn bind(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| driver_error("cuCtxSetCurrent", e))
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // Finish queued work with the context current, so that the cuBLAS handle and
+        // the modules are released from a quiet device. Errors cannot be reported here.
+        let _ = self.ctx.bind_to_thread();
+        let _ = self.stream.synchronize();
+    }
 }
 
 impl Device {
@@ -140,46 +201,62 @@ impl Device {
         }
         .result()
         .map_err(|e| cublas_error("cublasSetMathMode", e))?;
-        Ok(Device {
+        Ok(Device::with_kind(Kind::Gpu(Gpu {
             blas: Mutex::new(blas),
             modules: ModuleCache::new(target),
             stream,
             ctx,
-            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             ordinal,
             name,
             compute_capability,
+        })))
+    }
+
+    /// The CPU emulator (see [`crate::emu`]): a typed
+    /// [`BrainError::Unsupported`] when no C++ compiler is found.
+    pub(crate) fn emulated() -> Result<Self> {
+        Ok(Device::with_kind(Kind::Emu(Emu::new()?)))
+    }
+
+    fn with_kind(kind: Kind) -> Self {
+        Device {
+            kind,
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             tf32: AtomicBool::new(false),
-        })
+        }
+    }
+
+    /// What runs the kernels (`launch_kernel!` dispatches on it).
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        match &self.kind {
+            Kind::Gpu(g) => &g.name,
+            Kind::Emu(_) => "CPU emulator",
+        }
     }
     pub(crate) fn ordinal(&self) -> usize {
-        self.ordinal
+        match &self.kind {
+            Kind::Gpu(g) => g.ordinal,
+            Kind::Emu(_) => 0,
+        }
     }
+    /// The GPU's compute capability; `(0, 0)` for the emulator.
     pub(crate) fn compute_capability(&self) -> (i32, i32) {
-        self.compute_capability
+        match &self.kind {
+            Kind::Gpu(g) => g.compute_capability,
+            Kind::Emu(_) => (0, 0),
+        }
     }
-    pub(crate) fn target(&self) -> Target {
-        self.modules.target()
-    }
-
-    /// The stream every call is queued on.
-    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
-    }
-
-    /// Kernel `name` of `family` (compiled and loaded on first use, then cached).
-    pub(crate) fn function(&self, family: Family, name: &'static str) -> Result<CudaFunction> {
-        self.modules.function(&self.ctx, family, name)
-    }
-
-    fn bind(&self) -> Result<()> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| driver_error("cuCtxSetCurrent", e))
+    /// What the kernels are compiled for, in words (`sm_90`, `compute_90 PTX`, or the
+    /// emulator's compiler).
+    pub(crate) fn target(&self) -> String {
+        match &self.kind {
+            Kind::Gpu(g) => g.modules.target().to_string(),
+            Kind::Emu(e) => e.target(),
+        }
     }
 
     fn own(&self, buf: &CudaBuffer) -> Result<()> {
@@ -197,18 +274,22 @@ impl Device {
     /// which kernels never dereference); an error if another backend made it.
     pub(crate) fn ptr(&self, buf: &CudaBuffer) -> Result<u64> {
         self.own(buf)?;
-        Ok(match &buf.slice {
-            Some(s) => s.device_ptr(&self.stream).0,
-            None => 0,
+        Ok(match (&buf.slice, &self.kind) {
+            (Some(Mem::Gpu(s)), Kind::Gpu(g)) => s.device_ptr(&g.stream).0,
+            (Some(Mem::Host(h)), _) => h.addr(),
+            (None, _) => 0,
+            (Some(Mem::Gpu(_)), Kind::Emu(_)) => return Err(kind_bug()),
         })
     }
 
     /// The device address of `buf` for a kernel that writes it.
     pub(crate) fn ptr_mut(&self, buf: &mut CudaBuffer) -> Result<u64> {
         self.own(buf)?;
-        Ok(match &mut buf.slice {
-            Some(s) => s.device_ptr_mut(&self.stream).0,
-            None => 0,
+        Ok(match (&mut buf.slice, &self.kind) {
+            (Some(Mem::Gpu(s)), Kind::Gpu(g)) => s.device_ptr_mut(&g.stream).0,
+            (Some(Mem::Host(h)), _) => h.addr(),
+            (None, _) => 0,
+            (Some(Mem::Gpu(_)), Kind::Emu(_)) => return Err(kind_bug()),
         })
     }
 
@@ -233,10 +314,41 @@ impl Device {
         if len == 0 {
             return Ok(self.empty());
         }
-        let slice = self
-            .stream
-            .alloc_zeros::<f32>(len)
-            .map_err(|e| alloc_error("alloc", bytes, e))?;
+        let slice = match &self.kind {
+            Kind::Gpu(g) => Mem::Gpu(
+                g.stream
+                    .alloc_zeros::<f32>(len)
+                    .map_err(|e| alloc_error("alloc", bytes, e))?,
+            ),
+            Kind::Emu(_) => Mem::Host(HostMem::zeroed(len)?),
+        };
+        Ok(CudaBuffer {
+            slice: Some(slice),
+            len,
+            owner: self.id,
+        })
+    }
+
+    /// A buffer of `len` f32 with unspecified contents, for temporaries whose every
+    /// element is written before it is read: uninitialised device memory on a GPU;
+    /// on the emulator every element is NaN, so that reading one that was not written
+    /// shows in the results.
+    pub(crate) fn alloc_uninit(&self, op: &'static str, len: usize) -> Result<CudaBuffer> {
+        let bytes = Self::bytes(op, len)?;
+        if len == 0 {
+            return Ok(self.empty());
+        }
+        let slice = match &self.kind {
+            // SAFETY: the caller writes every element before reading it.
+            Kind::Gpu(g) => Mem::Gpu(
+                unsafe { g.stream.alloc::<f32>(len) }.map_err(|e| alloc_error(op, bytes, e))?,
+            ),
+            Kind::Emu(_) => {
+                let mut h = HostMem::zeroed(len)?;
+                h.as_mut_slice().fill(f32::NAN);
+                Mem::Host(h)
+            }
+        };
         Ok(CudaBuffer {
             slice: Some(slice),
             len,
@@ -250,10 +362,18 @@ impl Device {
         if data.is_empty() {
             return Ok(self.empty());
         }
-        let slice = self
-            .stream
-            .clone_htod(data)
-            .map_err(|e| alloc_error("upload", bytes, e))?;
+        let slice = match &self.kind {
+            Kind::Gpu(g) => Mem::Gpu(
+                g.stream
+                    .clone_htod(data)
+                    .map_err(|e| alloc_error("upload", bytes, e))?,
+            ),
+            Kind::Emu(_) => {
+                let mut h = HostMem::zeroed(data.len())?;
+                h.as_mut_slice().copy_from_slice(data);
+                Mem::Host(h)
+            }
+        };
         Ok(CudaBuffer {
             slice: Some(slice),
             len: data.len(),
@@ -264,28 +384,40 @@ impl Device {
     /// Overwrite `dst` with `data` (lengths already checked equal).
     pub(crate) fn write(&self, dst: &mut CudaBuffer, data: &[f32]) -> Result<()> {
         self.own(dst)?;
-        match &mut dst.slice {
-            Some(s) if s.len() == data.len() => self
+        match (&mut dst.slice, &self.kind) {
+            (Some(s), _) if s.len() != data.len() => Err(length_bug("write")),
+            (Some(Mem::Gpu(s)), Kind::Gpu(g)) => g
                 .stream
                 .memcpy_htod(data, s)
                 .map_err(|e| driver_error("write", e)),
-            None if data.is_empty() => Ok(()),
-            _ => Err(length_bug("write")),
+            (Some(Mem::Host(h)), _) => {
+                h.as_mut_slice().copy_from_slice(data);
+                Ok(())
+            }
+            (None, _) if data.is_empty() => Ok(()),
+            (None, _) => Err(length_bug("write")),
+            (Some(Mem::Gpu(_)), Kind::Emu(_)) => Err(kind_bug()),
         }
     }
 
     /// Copy `src` to `dst` on the host (lengths already checked equal) and wait.
     pub(crate) fn download(&self, src: &CudaBuffer, dst: &mut [f32]) -> Result<()> {
         self.own(src)?;
-        match &src.slice {
-            Some(s) if s.len() == dst.len() => {
-                self.stream
+        match (&src.slice, &self.kind) {
+            (Some(s), _) if s.len() != dst.len() => Err(length_bug("download")),
+            (Some(Mem::Gpu(s)), Kind::Gpu(g)) => {
+                g.stream
                     .memcpy_dtoh(s, dst)
                     .map_err(|e| driver_error("download", e))?;
                 self.sync()
             }
-            None if dst.is_empty() => Ok(()),
-            _ => Err(length_bug("download")),
+            (Some(Mem::Host(h)), _) => {
+                dst.copy_from_slice(h.as_slice());
+                Ok(())
+            }
+            (None, _) if dst.is_empty() => Ok(()),
+            (None, _) => Err(length_bug("download")),
+            (Some(Mem::Gpu(_)), Kind::Emu(_)) => Err(kind_bug()),
         }
     }
 
@@ -293,13 +425,19 @@ impl Device {
     pub(crate) fn copy(&self, src: &CudaBuffer, dst: &mut CudaBuffer) -> Result<()> {
         self.own(src)?;
         self.own(dst)?;
-        match (&src.slice, &mut dst.slice) {
-            (Some(s), Some(d)) if s.len() == d.len() => self
+        match (&src.slice, &mut dst.slice, &self.kind) {
+            (Some(s), Some(d), _) if s.len() != d.len() => Err(length_bug("copy")),
+            (Some(Mem::Gpu(s)), Some(Mem::Gpu(d)), Kind::Gpu(g)) => g
                 .stream
                 .memcpy_dtod(s, d)
                 .map_err(|e| driver_error("copy", e)),
-            (None, None) => Ok(()),
-            _ => Err(length_bug("copy")),
+            (Some(Mem::Host(s)), Some(Mem::Host(d)), _) => {
+                d.as_mut_slice().copy_from_slice(s.as_slice());
+                Ok(())
+            }
+            (None, None, _) => Ok(()),
+            (None, _, _) | (_, None, _) => Err(length_bug("copy")),
+            _ => Err(kind_bug()),
         }
     }
 
@@ -310,20 +448,35 @@ impl Device {
             return self.own(dst);
         }
         let ptr = self.ptr_mut(dst)?;
-        self.bind()?;
-        // SAFETY: `ptr` addresses `n` f32 of a live buffer of this context.
-        unsafe { drv::cuMemsetD32Async(ptr, value.to_bits(), n, self.stream.cu_stream()) }
-            .result()
-            .map_err(|e| driver_error("fill", e))
+        match (&self.kind, &mut dst.slice) {
+            (Kind::Gpu(g), _) => {
+                g.bind()?;
+                // SAFETY: `ptr` addresses `n` f32 of a live buffer of this context.
+                unsafe { drv::cuMemsetD32Async(ptr, value.to_bits(), n, g.stream.cu_stream()) }
+                    .result()
+                    .map_err(|e| driver_error("fill", e))
+            }
+            (Kind::Emu(_), Some(Mem::Host(h))) => {
+                h.as_mut_slice().fill(value);
+                Ok(())
+            }
+            (Kind::Emu(_), _) => Err(kind_bug()),
+        }
     }
 
     /// Wait for all queued work; also reports errors recorded where none could be
     /// returned (frees in drop).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.stream
-            .synchronize()
-            .map_err(|e| driver_error("sync", e))?;
-        self.ctx.check_err().map_err(|e| driver_error("sync", e))
+        match &self.kind {
+            Kind::Gpu(g) => {
+                g.stream
+                    .synchronize()
+                    .map_err(|e| driver_error("sync", e))?;
+                g.ctx.check_err().map_err(|e| driver_error("sync", e))
+            }
+            // The emulator runs every call to completion before returning.
+            Kind::Emu(_) => Ok(()),
+        }
     }
 
     // ------------------------------------------------------------ cuBLAS
@@ -335,8 +488,15 @@ impl Device {
 
     /// Allow (or forbid, the default) TF32 tensor cores in cuBLAS's f32 GEMM.
     pub(crate) fn set_tf32(&self, on: bool) -> Result<()> {
-        let blas = lock(&self.blas)?;
-        self.bind()?;
+        let g = match &self.kind {
+            Kind::Gpu(g) => g,
+            Kind::Emu(_) => {
+                self.tf32.store(on, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
+        let blas = lock(&g.blas)?;
+        g.bind()?;
         let mode = if on {
             blas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
         } else {
@@ -350,25 +510,89 @@ impl Device {
         Ok(())
     }
 
-    /// Run `f` with the cuBLAS handle (bound to this device's stream), the context
-    /// current on this thread.
-    pub(crate) fn with_blas<R>(
-        &self,
-        f: impl FnOnce(blas_sys::cublasHandle_t) -> Result<R>,
-    ) -> Result<R> {
-        let blas = lock(&self.blas)?;
-        self.bind()?;
-        f(blas.handle)
+    /// `sgemm_strided_batched` as cuBLAS defines it (column-major), on this device's
+    /// stream; on the emulator, a plain CPU loop with the same semantics.
+    ///
+    /// # Safety
+    /// The addresses in `g` are f32 buffers of this device in which every matrix of
+    /// the batch lies.
+    pub(crate) unsafe fn sgemm(&self, g: &Sgemm) -> Result<()> {
+        let gpu = match &self.kind {
+            Kind::Gpu(gpu) => gpu,
+            Kind::Emu(_) => {
+                // SAFETY: forwarded from the caller.
+                unsafe { crate::emu::sgemm(g, self.tf32()) };
+                return Ok(());
+            }
+        };
+        let op = |t: bool| {
+            if t {
+                blas_sys::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                blas_sys::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let handle = lock(&gpu.blas)?;
+        gpu.bind()?;
+        // SAFETY: live handle on this device's stream, used under its mutex; the
+        // pointers address f32 buffers of this device in which every matrix of the
+        // batch lies (the caller's contract); alpha and beta are host values (the
+        // handle's default pointer mode), read before the call returns.
+        unsafe {
+            blas::sgemm_strided_batched(
+                handle.handle,
+                op(g.trans_a),
+                op(g.trans_b),
+                g.m,
+                g.n,
+                g.k,
+                &g.alpha,
+                g.a as *const f32,
+                g.lda,
+                g.stride_a,
+                g.b as *const f32,
+                g.ldb,
+                g.stride_b,
+                &g.beta,
+                g.c as *mut f32,
+                g.ldc,
+                g.stride_c,
+                g.batch,
+            )
+        }
+        .map_err(|e| cublas_error("gemm", e))
     }
 }
 
-impl Drop for Device {
-    fn drop(&mut self) {
-        // Finish queued work with the context current, so that the cuBLAS handle and
-        // the modules are released from a quiet device. Errors cannot be reported here.
-        let _ = self.ctx.bind_to_thread();
-        let _ = self.stream.synchronize();
-    }
+/// The arguments of cuBLAS's `cublasSgemmStridedBatched`, column-major:
+/// `C_i = alpha·op(A_i)·op(B_i) + beta·C_i` with `op(A)` `m×k`, `op(B)` `k×n`, `C`
+/// `m×n` (leading dimension `ldc`), matrix `i` of each at `stride·i` elements; C is
+/// not read when `beta` is 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sgemm {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub alpha: f32,
+    pub a: u64,
+    pub lda: i32,
+    pub stride_a: i64,
+    pub b: u64,
+    pub ldb: i32,
+    pub stride_b: i64,
+    pub beta: f32,
+    pub c: u64,
+    pub ldc: i32,
+    pub stride_c: i64,
+    pub batch: i32,
+}
+
+fn kind_bug() -> BrainError {
+    BrainError::Backend(
+        "cuda: a GPU buffer reached the emulator or the reverse (a bug in backend-cuda)".into(),
+    )
 }
 
 /// The Backend impl checks lengths before any call reaches here; a mismatch at this

@@ -84,7 +84,8 @@ pub(crate) fn run(name: &str, args: &mut LaunchArgs<'_>, cfg: LaunchConfig) -> R
         .map_err(|e| driver_error(name, e))
 }
 
-/// Launch `$name` of `$family` on `$dev` with `$cfg` and the given arguments
+/// Launch `$name` of `$family` on `$dev` (on the GPU, or run by the emulator) with
+/// `$cfg` and the given arguments
 /// (identifiers of locals: pointers as `u64` from [`Device::ptr`], scalars as the
 /// kernel's type: `f32`, `u64`, `u32`, `i32`).
 ///
@@ -95,11 +96,20 @@ pub(crate) fn run(name: &str, args: &mut LaunchArgs<'_>, cfg: LaunchConfig) -> R
 /// [`Device::ptr`]: crate::device::Device::ptr
 macro_rules! launch_kernel {
     ($dev:expr, $family:expr, $name:expr, $cfg:expr; $($arg:ident),* $(,)?) => {{
-        use cudarc::driver::PushKernelArg as _;
-        let function = $dev.function($family, $name)?;
-        let mut args = $dev.stream().launch_builder(&function);
-        $( args.arg(&$arg); )*
-        $crate::launch::run($name, &mut args, $cfg)
+        let dev: &$crate::device::Device = &*$dev;
+        match dev.kind() {
+            $crate::device::Kind::Gpu(gpu) => {
+                use cudarc::driver::PushKernelArg as _;
+                let function = gpu.function($family, $name)?;
+                let mut args = gpu.stream().launch_builder(&function);
+                $( args.arg(&$arg); )*
+                $crate::launch::run($name, &mut args, $cfg)
+            }
+            $crate::device::Kind::Emu(emu) => {
+                let args: &[$crate::emu::Arg<'_>] = &[$( $crate::emu::Arg::new(&$arg) ),*];
+                emu.launch($family, $name, $cfg, args)
+            }
+        }
     }};
 }
 pub(crate) use launch_kernel;

@@ -63,6 +63,13 @@
 //!   [`BrainError::Unsupported`]; device faults and ECC errors are
 //!   [`BrainError::DeviceLost`]; nothing in the crate panics on user input or missing
 //!   hardware.
+//! - **Emulator** (`src/emu.rs`, `emu/`): [`CudaBackend::emulated`] runs the same
+//!   kernel sources and host code without a GPU: g++ compiles each family against a
+//!   CUDA shim, blocks run in sequence and a block's threads as fibers that switch at
+//!   barriers and warp collectives; memory is host memory and cuBLAS a CPU loop with
+//!   its column-major semantics. Every launch checks the argument sizes against the
+//!   kernel's parameters. `tests/conformance_emulated.rs` runs the whole conformance
+//!   suite on it (in CI, which has no GPU).
 //!
 //! Status: every kernel of the trait is written (one `kernels/<family>.cu` per
 //! family) and compiles with NVRTC for sm_80 and sm_90 in CI, where ptxas reports
@@ -130,6 +137,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod device;
+mod emu;
 mod launch;
 mod module_cache;
 mod ops;
@@ -160,7 +168,7 @@ impl std::fmt::Debug for CudaBackend {
         f.debug_struct("CudaBackend")
             .field("device", &self.dev.name())
             .field("ordinal", &self.dev.ordinal())
-            .field("target", &self.dev.target().to_string())
+            .field("target", &self.dev.target())
             .field("tf32", &self.dev.tf32())
             .finish()
     }
@@ -182,7 +190,19 @@ impl CudaBackend {
         })
     }
 
-    /// The device's compute capability `(major, minor)`.
+    /// The CPU emulator instead of a GPU: the same kernel sources (compiled by the host
+    /// C++ compiler, `g++` or `$BRAIN_CUDA_EMU_CXX`, on first use of each family) and
+    /// the same host code, with buffers in host memory and kernels run on the CPU,
+    /// slowly. For testing without a GPU (`tests/conformance_emulated.rs`); see the
+    /// `emu` module's docs in `src/emu.rs`. [`BrainError::Unsupported`] where no C++
+    /// compiler runs.
+    pub fn emulated() -> Result<Self> {
+        Ok(CudaBackend {
+            dev: Device::emulated()?,
+        })
+    }
+
+    /// The device's compute capability `(major, minor)` (`(0, 0)` for the emulator).
     pub fn compute_capability(&self) -> (i32, i32) {
         self.dev.compute_capability()
     }

@@ -8,11 +8,9 @@
 //! after [`CudaBackend::set_tf32`](crate::CudaBackend::set_tf32).
 
 use super::{bias, elementwise};
-use crate::device::{CudaBuffer, Device};
-use crate::launch::{cublas_error, i32_dim, i64_dim};
+use crate::device::{CudaBuffer, Device, Sgemm};
+use crate::launch::{i32_dim, i64_dim};
 use brain_core::{Gemm, Result};
-use cudarc::cublas::result as blas;
-use cudarc::cublas::sys::cublasOperation_t as Op;
 
 /// `C = alpha·op(A)·op(B) + beta·C` for each matrix of the batch.
 pub(crate) fn gemm(
@@ -51,48 +49,34 @@ pub(crate) fn gemm_ptrs(dev: &Device, g: &Gemm, a: u64, b: u64, c: u64) -> Resul
     let k = i32_dim(OP, "k", g.k)?;
     let batch = i32_dim(OP, "batch", g.batch)?;
     // Column-major views: X = B is op_x(X) n×k, Y = A is op_y(Y) k×m.
-    let (op_x, ld_x) = if g.trans_b {
-        (Op::CUBLAS_OP_T, k)
-    } else {
-        (Op::CUBLAS_OP_N, n)
-    };
-    let (op_y, ld_y) = if g.trans_a {
-        (Op::CUBLAS_OP_T, m)
-    } else {
-        (Op::CUBLAS_OP_N, k)
-    };
+    // (op = true: transposed.)
+    let (op_x, ld_x) = if g.trans_b { (true, k) } else { (false, n) };
+    let (op_y, ld_y) = if g.trans_a { (true, m) } else { (false, k) };
     let stride_a = i64_dim(OP, "stride_a", g.stride_a)?;
     let stride_b = i64_dim(OP, "stride_b", g.stride_b)?;
     let stride_c = i64_dim(OP, "stride_c", g.stride_c)?;
-    dev.with_blas(|handle| {
-        // SAFETY: live handle on this device's stream; the pointers address f32
-        // buffers of this device in which every matrix of the batch lies (checked by
-        // the caller); alpha and beta are host values (the handle's default pointer
-        // mode), read before the call returns.
-        unsafe {
-            blas::sgemm_strided_batched(
-                handle,
-                op_x,
-                op_y,
-                n,
-                m,
-                k,
-                &alpha,
-                b as *const f32,
-                ld_x.max(1),
-                stride_b,
-                a as *const f32,
-                ld_y.max(1),
-                stride_a,
-                &beta,
-                c as *mut f32,
-                n,
-                stride_c,
-                batch,
-            )
-        }
-        .map_err(|e| cublas_error(OP, e))
-    })
+    let call = Sgemm {
+        trans_a: op_x,
+        trans_b: op_y,
+        m: n,
+        n: m,
+        k,
+        alpha,
+        a: b,
+        lda: ld_x.max(1),
+        stride_a: stride_b,
+        b: a,
+        ldb: ld_y.max(1),
+        stride_b: stride_a,
+        beta,
+        c,
+        ldc: n,
+        stride_c,
+        batch,
+    };
+    // SAFETY: the pointers address f32 buffers of this device in which every matrix
+    // of the batch lies (checked by the caller).
+    unsafe { dev.sgemm(&call) }
 }
 
 /// `y[rows,out] = x[rows,in]·weight[out,in]ᵀ + bias[out]`: one GEMM, then the bias

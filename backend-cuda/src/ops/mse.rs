@@ -60,7 +60,8 @@ pub(crate) fn mse_forward(
     let n = a.len(); // ≥ 1 (checked)
     let (pa, pb, out) = (dev.ptr(a)?, dev.ptr(b)?, dev.ptr_mut(loss)?);
     let blocks = partial_blocks(n);
-    let partials = dev.alloc_zeros(blocks)?;
+    // Every block writes its partial: no zero fill needed.
+    let partials = dev.alloc_uninit("mse_forward", blocks)?;
     let partial = dev.ptr(&partials)?;
     let cfg = LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),

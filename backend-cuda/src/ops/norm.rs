@@ -15,10 +15,10 @@
 //!   batch into `dγ`, `dβ`.
 
 use crate::device::{CudaBuffer, Device};
-use crate::launch::{alloc_error, launch_kernel, u32_dim, u64_of, MAX_GRID};
+use crate::launch::{launch_kernel, u32_dim, u64_of, MAX_GRID};
 use crate::module_cache::Family;
 use brain_core::{BrainError, GroupNormShape, Result};
-use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
+use cudarc::driver::LaunchConfig;
 
 /// Threads of a row-kernel block when rows are short (several segments per block).
 const ROW_BLOCK: u32 = 256;
@@ -34,25 +34,20 @@ const BWD_ITEMS: usize = 2;
 /// An uninitialised device temporary of `len` f32 (`len ≥ 1`), freed in stream order
 /// when dropped. Every kernel that gets one writes each element before it is read.
 pub(crate) struct Scratch {
-    slice: CudaSlice<f32>,
+    _buf: CudaBuffer,
+    addr: u64,
 }
 
 impl Scratch {
     pub(crate) fn new(dev: &Device, op: &'static str, len: usize) -> Result<Scratch> {
-        let bytes = len
-            .max(1)
-            .checked_mul(std::mem::size_of::<f32>())
-            .ok_or(BrainError::SizeOverflow { op })?;
-        // SAFETY: the memory is uninitialised; callers write every element they read
-        // (see each kernel's contract) before reading it.
-        let slice = unsafe { dev.stream().alloc::<f32>(len.max(1)) }
-            .map_err(|e| alloc_error(op, bytes, e))?;
-        Ok(Scratch { slice })
+        let buf = dev.alloc_uninit(op, len.max(1))?;
+        let addr = dev.ptr(&buf)?;
+        Ok(Scratch { _buf: buf, addr })
     }
 
     /// The device address (valid while `self` lives; all use is on the one stream).
-    pub(crate) fn ptr(&self, dev: &Device) -> u64 {
-        self.slice.device_ptr(dev.stream()).0
+    pub(crate) fn ptr(&self, _dev: &Device) -> u64 {
+        self.addr
     }
 }
 
