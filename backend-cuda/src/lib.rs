@@ -74,8 +74,10 @@
 //! Status: every kernel of the trait is written (one `kernels/<family>.cu` per
 //! family) and compiles with NVRTC for sm_80 and sm_90 in CI, where ptxas reports
 //! their registers and spills. **No kernel has run on a GPU yet** (none was available
-//! to this project so far); the CPU emulation tests (`tests/emulate_kernels.rs`) run
-//! the kernel sources on the host to check their indexing and numerics.
+//! to this project so far); `tests/conformance_emulated.rs` runs the whole conformance
+//! suite on the same kernel sources and host code through the CPU emulator
+//! ([`CudaBackend::emulated`]), which checks their indexing, synchronisation structure
+//! and numerics against the f64 reference.
 //!
 //! ## CUDA version
 //!
