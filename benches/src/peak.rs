@@ -233,6 +233,22 @@ impl MachinePeak {
         }
     }
 
+    /// A quick measurement for tests: 5M FMA iterations and 32 MiB buffers, best of
+    /// 2 (the bandwidth may then come partly from the last-level cache).
+    pub fn measure_quick() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let fma_gflops = (0..2)
+            .map(|_| peak_fma_gflops(threads, 5_000_000))
+            .fold(0.0, f64::max);
+        let (copy_gbs, read_gbs) = memory_bandwidth_gbs(threads, 32 << 20, 2);
+        MachinePeak {
+            threads,
+            fma_gflops,
+            copy_gbs,
+            read_gbs,
+        }
+    }
+
     /// Figure by figure, the better of two measurements. Peaks are best-of figures,
     /// so measuring again later in the same run (after the kernels) and keeping the
     /// best guards against a floor lowered by other load at the first measurement.
