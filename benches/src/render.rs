@@ -31,7 +31,7 @@ pub fn cell_text(cell: Option<&Cell>) -> String {
                     Some(crate::floors::Bound::Compute) => "c",
                     _ => "m",
                 };
-                format!("{} · {} · {:.0}%{b}", fmt_secs(m), rate(c), 100.0 * f)
+                format!("{} · {} · {}{b}", fmt_secs(m), rate(c), percent(f))
             }
             _ => "—".into(),
         },
@@ -122,6 +122,18 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     o
+}
+
+/// A fraction as a percentage with enough digits to tell small ones apart.
+pub fn percent(f: f64) -> String {
+    let p = 100.0 * f;
+    if p >= 10.0 {
+        format!("{p:.0}%")
+    } else if p >= 1.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.2}%")
+    }
 }
 
 /// Three significant digits, in plain notation from 0.001 up, else scientific.

@@ -101,11 +101,7 @@ pub fn add_columns(runner: &mut Runner<'_>, out_dir: &Path, threads: usize) {
 }
 
 /// Cells (medians only) judged against `floors` with each case's cost.
-fn judge(
-    runner: &Runner<'_>,
-    floors: &Floors,
-    medians: Medians,
-) -> BTreeMap<String, Cell> {
+fn judge(runner: &Runner<'_>, floors: &Floors, medians: Medians) -> BTreeMap<String, Cell> {
     let mut out = BTreeMap::new();
     for case in runner.cases() {
         let id = case.id();
