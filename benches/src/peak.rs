@@ -208,6 +208,8 @@ pub struct MachinePeak {
     pub copy_gbs: f64,
     /// Read-only bandwidth, GB/s.
     pub read_gbs: f64,
+    /// Size of each of the two buffers the bandwidth was measured with, bytes.
+    pub buffer_bytes: usize,
 }
 
 impl MachinePeak {
@@ -230,6 +232,7 @@ impl MachinePeak {
             fma_gflops,
             copy_gbs,
             read_gbs,
+            buffer_bytes: Self::BW_BYTES,
         }
     }
 
@@ -246,6 +249,7 @@ impl MachinePeak {
             fma_gflops,
             copy_gbs,
             read_gbs,
+            buffer_bytes: 32 << 20,
         }
     }
 
@@ -258,6 +262,7 @@ impl MachinePeak {
             fma_gflops: self.fma_gflops.max(other.fma_gflops),
             copy_gbs: self.copy_gbs.max(other.copy_gbs),
             read_gbs: self.read_gbs.max(other.read_gbs),
+            buffer_bytes: self.buffer_bytes.min(other.buffer_bytes),
         }
     }
 }

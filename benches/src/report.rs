@@ -142,6 +142,21 @@ impl Cell {
         }
     }
 
+    /// Judge the figure again against other floors (nothing for a failed cell).
+    pub fn rejudge(&mut self, cost: &crate::case::Cost, floors: &Floors) {
+        if let (Some(m), None) = (self.median_s, &self.error) {
+            *self = Cell::from_median(
+                cost,
+                floors,
+                m,
+                self.min_s.unwrap_or(m),
+                self.max_s.unwrap_or(m),
+                self.samples,
+                self.calls_per_sample,
+            );
+        }
+    }
+
     /// A cell with no figure.
     pub fn failed(reason: impl Into<String>) -> Self {
         Cell {
@@ -294,7 +309,7 @@ impl<'o> Runner<'o> {
             let what = match (&cell.error, cell.median_s, cell.fraction) {
                 (Some(e), _, _) => format!("error: {e}"),
                 (None, Some(m), Some(f)) => format!(
-                    "{} ({:.1}% of floor, {})",
+                    "{} ({:.1}% of the first floor, {})",
                     fmt_secs(m),
                     100.0 * f,
                     cell.bound.map_or("", |b| b.name())
@@ -306,6 +321,24 @@ impl<'o> Runner<'o> {
                 .entry(case.id())
                 .or_default()
                 .insert(id.to_string(), cell);
+        }
+        // Measured floors are taken again after the cases and the best of each figure
+        // kept (a floor depressed by other load at one moment must not flatter the
+        // kernels); every figure is then judged against the final floors.
+        let floors = if floors_from == "measured" {
+            match measure_floors(be, clock, &self.floor_cfg, host_probes, &mut |l| {
+                eprintln!("   after the cases: {l}")
+            }) {
+                Ok(after) => floors.best(&after),
+                Err(_) => floors,
+            }
+        } else {
+            floors
+        };
+        for case in &self.cases {
+            if let Some(cell) = self.results.get_mut(&case.id()).and_then(|r| r.get_mut(id)) {
+                cell.rejudge(&case.cost(), &floors);
+            }
         }
         self.devices.push(Device {
             id: id.to_string(),
