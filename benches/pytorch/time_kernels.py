@@ -24,7 +24,6 @@ grouped so a sample lasts >= 0.5 ms), median. Exit status 3 when PyTorch is abse
 import argparse
 import gc
 import json
-import math
 import os
 import statistics
 import sys
@@ -466,6 +465,20 @@ def model_step(cfg, batch, dev):
     return step
 
 
+def warm_up(dev, seconds=0.5):
+    """PyTorch initialises lazily (thread pools, oneDNN/cuBLAS handles): its first ops
+    take up to hundreds of ms. Run a mix of ops first so no case pays for that."""
+    a = torch.rand(256, 256, device=dev, requires_grad=True)
+    x = torch.rand(4, 4, 32, 32, device=dev, requires_grad=True)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        y = (a @ a).relu().sum() + sobel_loss(x, x.detach() * 0.5)
+        y.backward()
+        F.gelu(a).sum().item()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def floors(clock, dev):
     n = 2048
     a, b = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev)
@@ -481,8 +494,11 @@ def floors(clock, dev):
 
 
 def run_device(dev_id, name, dev, cases, budget):
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)  # events and new tensors on this device
     clock = Clock(dev)
     print(f"== {dev_id}: {name} ({clock.describe()})", file=sys.stderr, flush=True)
+    warm_up(dev)
     out = {"id": dev_id, "name": name, "clock": clock.describe(), "floors": floors(clock, dev),
            "results": {}}
     for i, case in enumerate(cases):
@@ -496,7 +512,7 @@ def run_device(dev_id, name, dev, cases, budget):
             elif step:
                 res = measure(clock, fn, (0.05 if tiny else 5.0) * budget, 3, 10, 0.0, 1, 0.0)
             elif tiny:
-                res = measure(clock, fn, 0.02 * budget, 3, 20, 0.002, 2, 1e-4)
+                res = measure(clock, fn, 0.02 * budget, 3, 20, 0.01, 5, 1e-4)
             else:
                 res = measure(clock, fn, budget, 5, 200, 0.2, 50)
         except Exception as e:  # a case PyTorch cannot run here (memory, op missing)
