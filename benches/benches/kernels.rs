@@ -1,87 +1,166 @@
-//! Criterion benchmarks of GEMM and LayerNorm on the CPU and reference backends.
+//! Criterion benchmarks of the whole case list (`benches::case::cases`): every
+//! Backend kernel forward and backward, the composite losses and one training step of
+//! each model, on every device present, at the `small` and `paper` shape sets.
 //!
-//! Run with `cargo bench -p benches`. The machine's floors (peak FMA rate, memory
-//! bandwidth) are measured first and printed; after criterion, a summary table gives
-//! each kernel's median time and its fraction of the floor (SPEC §9: ratios measured
-//! in the same run). Criterion's throughput lines read as follows:
-//! - GEMM uses `Throughput::Elements(flops)`, so criterion's "Gelem/s" is GFLOP/s;
-//! - LayerNorm uses `Throughput::BytesDecimal(bytes moved)`, printed as GB/s.
+//! ```text
+//! cargo bench -p benches                                   # small and paper, cpu (+ features)
+//! BENCH_SHAPES=small cargo bench -p benches                # one set
+//! BENCH_BACKENDS=cpu,reference cargo bench -p benches      # pick backends
+//! cargo bench -p benches --features wgpu,cuda              # GPU backends too
+//! cargo bench -p benches -- 'cpu/small/gemm'               # criterion's filter
+//! ```
 //!
-//! Without `--bench` (as under `cargo test --all-targets`) criterion only checks that
-//! each benchmark runs once, and the floors and summary are skipped.
+//! Benchmark ids are `{device}/{set}/{kernel}/{shape}`. Each sample is timed by the
+//! device's [`DeviceClock`] through `iter_custom` (the host clock around `sync` on
+//! the CPU; device timers on GPU backends once they provide them), with criterion's
+//! own warm-up. Throughput is flops for cases whose floor counts them (criterion's
+//! "elem/s" then reads as FLOP/s) and least bytes moved otherwise (B/s). The floors
+//! of every device are measured first and printed; fractions of the floor, devices
+//! side by side and the PyTorch column are the report's job
+//! (`cargo run --release -p benches --bin report`).
+//!
+//! Without `--bench` (as under `cargo test --benches`) criterion runs each benchmark
+//! once, at the `tiny` shapes.
 
-use benches::cases::{cpu_cases, markdown_table, reference_cases, summary, Kernel, Prepared, Work};
-use benches::peak::MachinePeak;
-use brain_core::reference::ReferenceBackend;
+use benches::case::{cases, Case};
+use benches::clock::DeviceClock;
+use benches::devices::{visit, DeviceKind, DeviceVisitor, KNOWN_BACKENDS};
+use benches::floors::{measure_floors, FloorConfig};
+use benches::prepare::prepare;
+use benches::shapes::ShapeSet;
 use brain_core::Backend;
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::time::Duration;
 
-fn bench_backend<B: Backend<Elem = f32>>(
-    c: &mut Criterion,
-    group: &str,
+struct Harness {
+    c: Criterion,
+    sets: Vec<ShapeSet>,
+    bench_mode: bool,
+}
+
+impl DeviceVisitor for Harness {
+    fn device<B: Backend<Elem = f32>>(
+        &mut self,
+        kind: DeviceKind<'_>,
+        be: &B,
+        clock: &dyn DeviceClock,
+    ) {
+        println!("== {}: {} ({})", kind.id, be.name(), clock.describe());
+        if self.bench_mode {
+            let largest = self.sets.iter().copied().max().unwrap_or(ShapeSet::Small);
+            let cfg = FloorConfig::for_set(largest);
+            match measure_floors(be, clock, &cfg, kind.host_probes, &mut |l| {
+                println!("   {l}")
+            }) {
+                Ok(f) => println!(
+                    "   floors: {:.1} GFLOP/s, {:.1} GB/s at the largest copy\n",
+                    f.flop_rate(),
+                    f.peak_bandwidth()
+                ),
+                Err(e) => println!("   floors not measured: {e}"),
+            }
+        }
+        for &set in &self.sets {
+            if kind.scalar && set == ShapeSet::Paper {
+                println!(
+                    "not benchmarked: {}: paper shapes on a scalar backend",
+                    kind.id
+                );
+                continue;
+            }
+            let mut g = self.c.benchmark_group(format!("{}/{set}", kind.id));
+            for case in cases(set) {
+                bench_case(&mut g, be, clock, &case, set);
+            }
+            g.finish();
+        }
+    }
+
+    fn skip(&mut self, line: String) {
+        println!("{line}");
+    }
+}
+
+fn bench_case<B: Backend<Elem = f32>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     be: &B,
-    cases: &[Kernel],
-    sample_size: Option<usize>,
+    clock: &dyn DeviceClock,
+    case: &Case,
+    set: ShapeSet,
 ) {
-    let mut g = c.benchmark_group(group);
-    if let Some(n) = sample_size {
-        g.sample_size(n);
-    }
-    for &kernel in cases {
-        // Buffers are allocated here, outside the timed closure.
-        let mut prep = Prepared::new(be, kernel).expect("benchmark setup failed");
-        g.throughput(match kernel.work() {
-            Work::Flops { flops, .. } => Throughput::Elements(flops), // Gelem/s = GFLOP/s
-            Work::Bytes(b) => Throughput::BytesDecimal(b),
-        });
-        g.bench_function(BenchmarkId::new(kernel.name(), kernel.shape()), |bch| {
-            // `run` calls the kernel, then `sync`.
-            bch.iter(|| prep.run().expect("kernel failed"))
-        });
-    }
-    g.finish();
+    let id = BenchmarkId::new(case.name(), case.shape());
+    let mut call = match prepare(be, &case.op) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("not benchmarked: {}: {e}", case.id());
+            return;
+        }
+    };
+    let cost = case.cost();
+    g.throughput(if cost.flops > 0.0 {
+        Throughput::Elements(cost.flops as u64)
+    } else {
+        Throughput::BytesDecimal(cost.bytes as u64)
+    });
+    let slow = case.is_model_step() || set == ShapeSet::Paper;
+    g.sample_size(if slow { 10 } else { 30 });
+    g.sampling_mode(if slow {
+        SamplingMode::Flat
+    } else {
+        SamplingMode::Auto
+    });
+    g.measurement_time(Duration::from_secs(if case.is_model_step() {
+        20
+    } else {
+        3
+    }));
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            clock
+                .time(&mut || {
+                    for _ in 0..iters {
+                        call()?;
+                    }
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{}: {e}", case.id()))
+        })
+    });
+}
+
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name).ok().map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
 }
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    let peak = bench_mode.then(|| {
-        let p = MachinePeak::measure();
-        println!("{p}\n");
-        p
+    let sets = match std::env::var("BENCH_SHAPES") {
+        Ok(s) => ShapeSet::parse_list(&s).unwrap_or_else(|e| panic!("BENCH_SHAPES: {e}")),
+        Err(_) if bench_mode => vec![ShapeSet::Small, ShapeSet::Paper],
+        Err(_) => vec![ShapeSet::Tiny],
+    };
+    let backends = env_list("BENCH_BACKENDS").unwrap_or_else(|| {
+        benches::devices::DEFAULT_BACKENDS
+            .map(String::from)
+            .to_vec()
     });
-
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
-    let cpu = benches::cpu_backend();
-    bench_backend(&mut c, "cpu", &cpu, &cpu_cases(), None);
-    // The scalar reference backend: small shapes, few samples.
-    let reference = ReferenceBackend::<f32>::new();
-    bench_backend(
-        &mut c,
-        "reference-f32",
-        &reference,
-        &reference_cases(),
-        Some(10),
-    );
-    c.final_summary();
-
-    if let Some(first) = peak {
-        // Floors measured again after the kernels; the best of each figure is kept.
-        match summary() {
-            Ok(rows) => {
-                let after = MachinePeak::measure();
-                println!("\nafter the kernels: {after}");
-                let peak = first.best(after);
-                println!("floors (best of each): {peak}\n");
-                print!("{}", markdown_table(&rows, &peak));
-            }
-            Err(e) => {
-                eprintln!("summary failed: {e}");
-                std::process::exit(1);
-            }
-        }
+    let mut h = Harness {
+        c: Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .configure_from_args(),
+        sets,
+        bench_mode,
+    };
+    for b in KNOWN_BACKENDS
+        .iter()
+        .filter(|k| backends.iter().any(|b| b == *k))
+    {
+        visit(b, None, &mut h);
     }
+    h.c.final_summary();
 }

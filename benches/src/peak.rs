@@ -208,6 +208,8 @@ pub struct MachinePeak {
     pub copy_gbs: f64,
     /// Read-only bandwidth, GB/s.
     pub read_gbs: f64,
+    /// Size of each of the two buffers the bandwidth was measured with, bytes.
+    pub buffer_bytes: usize,
 }
 
 impl MachinePeak {
@@ -230,6 +232,24 @@ impl MachinePeak {
             fma_gflops,
             copy_gbs,
             read_gbs,
+            buffer_bytes: Self::BW_BYTES,
+        }
+    }
+
+    /// A quick measurement for tests: 5M FMA iterations and 32 MiB buffers, best of
+    /// 2 (the bandwidth may then come partly from the last-level cache).
+    pub fn measure_quick() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let fma_gflops = (0..2)
+            .map(|_| peak_fma_gflops(threads, 5_000_000))
+            .fold(0.0, f64::max);
+        let (copy_gbs, read_gbs) = memory_bandwidth_gbs(threads, 32 << 20, 2);
+        MachinePeak {
+            threads,
+            fma_gflops,
+            copy_gbs,
+            read_gbs,
+            buffer_bytes: 32 << 20,
         }
     }
 
@@ -242,6 +262,7 @@ impl MachinePeak {
             fma_gflops: self.fma_gflops.max(other.fma_gflops),
             copy_gbs: self.copy_gbs.max(other.copy_gbs),
             read_gbs: self.read_gbs.max(other.read_gbs),
+            buffer_bytes: self.buffer_bytes.min(other.buffer_bytes),
         }
     }
 }
