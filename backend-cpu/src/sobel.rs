@@ -98,9 +98,12 @@ macro_rules! rows {
 enum EffMode {
     /// Dx = c(gx_p − gx_t), Dy = c(gy_p − gy_t) (pred's; target's is its negation).
     Components = 0,
-    /// Pred's Dx = k_p·gx_p, Dy = k_p·gy_p with k_p = c(M_p − M_t)/M_p.
+    /// Pred's Dx = k_p·gx_p, Dy = k_p·gy_p with k_p = c(M_p − M_t)/M_p, computed as
+    /// (c/S_p)(S_p − M_p·M_t) from the squared magnitude S_p = M_p² so that the
+    /// division does not wait for the square roots (same rounding error bound).
     MagPred = 1,
-    /// Pred's as above and target's Dx = −k_t·gx_t, Dy = −k_t·gy_t, k_t = c(M_p − M_t)/M_t.
+    /// Pred's as above and target's Dx = −k_t·gx_t, Dy = −k_t·gy_t with
+    /// −k_t = −c(M_p − M_t)/M_t = (c/S_t)(S_t − M_p·M_t).
     MagBoth = 2,
 }
 
@@ -119,11 +122,11 @@ impl EffMode {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Gather {
     /// out = −g.
-    Set,
+    Set = 0,
     /// out −= g (accumulating dx = −g).
-    Sub,
+    Sub = 1,
     /// out += g (accumulating the negation of dx).
-    Add,
+    Add = 2,
 }
 
 /// A plane of `ht` rows of `w` values whose rows outside it (any index ≥ `ht`,
@@ -258,10 +261,16 @@ mod portable {
         (db.mul_add(2.0, da + dc), hc - ha)
     }
 
+    /// a² + (b² + ε), the square of the magnitude.
+    #[inline(always)]
+    pub fn sumsq(a: f32, b: f32) -> f32 {
+        a.mul_add(a, b.mul_add(b, EPS))
+    }
+
     /// √(a² + (b² + ε)).
     #[inline(always)]
     pub fn mag(a: f32, b: f32) -> f32 {
-        a.mul_add(a, b.mul_add(b, EPS)).sqrt()
+        sumsq(a, b).sqrt()
     }
 
     /// `acc` plus the loss term at row `r`, column `i`.
@@ -342,19 +351,21 @@ mod portable {
                 e[1][k] = c * (py - qy);
             }
             EffMode::MagPred => {
-                let (mp, mt) = (mag(px, py), mag(qx, qy));
-                let kp = (c * (mp - mt)) / mp;
+                let (sp, st) = (sumsq(px, py), sumsq(qx, qy));
+                let (mp, mt) = (sp.sqrt(), st.sqrt());
+                let kp = (c / sp) * (-mp).mul_add(mt, sp);
                 e[0][k] = kp * px;
                 e[1][k] = kp * py;
             }
             EffMode::MagBoth => {
-                let (mp, mt) = (mag(px, py), mag(qx, qy));
-                let g = c * (mp - mt);
-                let (kp, kt) = (g / mp, g / mt);
+                let (sp, st) = (sumsq(px, py), sumsq(qx, qy));
+                let (mp, mt) = (sp.sqrt(), st.sqrt());
+                let kp = (c / sp) * (-mp).mul_add(mt, sp);
+                let kt = (c / st) * (-mp).mul_add(mt, st);
                 e[0][k] = kp * px;
                 e[1][k] = kp * py;
-                e[2][k] = -(kt * qx);
-                e[3][k] = -(kt * qy);
+                e[2][k] = kt * qx;
+                e[3][k] = kt * qy;
             }
         }
     }
@@ -544,6 +555,13 @@ mod x86 {
             }
         }
 
+        /// End of the steps of a walk over rows `r0..r1` whose row r + 1 lies inside
+        /// the plane (at least `r0`).
+        #[inline(always)]
+        fn inside(&self, r0: usize, r1: usize) -> usize {
+            r1.min(self.ht.saturating_sub(1)).max(r0)
+        }
+
         /// Row `r` (W readable values), the zero row outside the plane.
         #[inline(always)]
         fn row(&self, r: usize) -> *const f32 {
@@ -596,12 +614,18 @@ mod x86 {
         )
     }
 
+    /// a² + (b² + ε).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sumsq8(a: __m256, b: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, a, _mm256_fmadd_ps(b, b, _mm256_set1_ps(EPS)))
+    }
+
     /// √(a² + (b² + ε)).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn mag8(a: __m256, b: __m256) -> __m256 {
-        let s = _mm256_fmadd_ps(b, b, _mm256_set1_ps(EPS));
-        _mm256_sqrt_ps(_mm256_fmadd_ps(a, a, s))
+        _mm256_sqrt_ps(sumsq8(a, b))
     }
 
     /// `acc += a` in f64 (lanes 0–3, 4–7).
@@ -625,21 +649,33 @@ mod x86 {
         (r0, r1): (usize, usize),
         acc: &mut [f64; LANES],
     ) {
-        let pieces = |r: usize| (hd8::<L, R>(p.row(r), j), hd8::<L, R>(t.row(r), j));
-        let (mut a, mut b) = (pieces(r0.wrapping_sub(1)), pieces(r0));
+        let pieces = |pr: *const f32, tr: *const f32| (hd8::<L, R>(pr, j), hd8::<L, R>(tr, j));
+        let r = r0.wrapping_sub(1);
+        let (mut a, mut b) = (pieces(p.row(r), t.row(r)), pieces(p.row(r0), t.row(r0)));
         let mut sum = _mm256_setzero_ps();
-        for r in r0..r1 {
-            let c = pieces(r + 1);
-            let (gxp, gyp) = sobel8(a.0, b.0, c.0);
-            let (gxt, gyt) = sobel8(a.1, b.1, c.1);
-            sum = if MAG {
-                let d = _mm256_sub_ps(mag8(gxp, gyp), mag8(gxt, gyt));
-                _mm256_fmadd_ps(d, d, sum)
-            } else {
-                let (u, v) = (_mm256_sub_ps(gxp, gxt), _mm256_sub_ps(gyp, gyt));
-                _mm256_fmadd_ps(u, u, _mm256_fmadd_ps(v, v, sum))
-            };
-            (a, b) = (b, c);
+        macro_rules! step {
+            ($pc:expr, $tc:expr) => {{
+                let c = pieces($pc, $tc);
+                let (gxp, gyp) = sobel8(a.0, b.0, c.0);
+                let (gxt, gyt) = sobel8(a.1, b.1, c.1);
+                sum = if MAG {
+                    let d = _mm256_sub_ps(mag8(gxp, gyp), mag8(gxt, gyt));
+                    _mm256_fmadd_ps(d, d, sum)
+                } else {
+                    let (u, v) = (_mm256_sub_ps(gxp, gxt), _mm256_sub_ps(gyp, gyt));
+                    _mm256_fmadd_ps(u, u, _mm256_fmadd_ps(v, v, sum))
+                };
+                (a, b) = (b, c);
+            }};
+        }
+        // Rows r + 1 inside the plane by pointer increments, then the zero row.
+        let (mut pc, mut tc) = (p.row(r0 + 1), t.row(r0 + 1));
+        for _ in r0..p.inside(r0, r1) {
+            step!(pc, tc);
+            (pc, tc) = (pc.wrapping_add(p.w), tc.wrapping_add(t.w));
+        }
+        for _ in p.inside(r0, r1)..r1 {
+            step!(p.zeros, t.zeros);
         }
         flush8(acc, sum);
     }
@@ -654,7 +690,7 @@ mod x86 {
         acc: &mut [f64; LANES],
     ) {
         let (pr, tr) = (Rows::new(p), Rows::new(t));
-        assert!(p.w == t.w);
+        assert!(p.w == t.w && p.ht == t.ht);
         let j = match form {
             SobelLossForm::Magnitude => vectors!(p.w, loss8[true](pr, tr, rows, acc)),
             SobelLossForm::Components => vectors!(p.w, loss8[false](pr, tr, rows, acc)),
@@ -679,33 +715,45 @@ mod x86 {
         e: [*mut f32; 4],
         ws: usize,
     ) {
-        let pieces = |r: usize| (hd8::<L, R>(p.row(r), j), hd8::<L, R>(t.row(r), j));
-        let (mut a, mut b) = (pieces(r0.wrapping_sub(1)), pieces(r0));
-        let neg = _mm256_set1_ps(-0.0);
+        let pieces = |pr: *const f32, tr: *const f32| (hd8::<L, R>(pr, j), hd8::<L, R>(tr, j));
+        let r = r0.wrapping_sub(1);
+        let (mut a, mut b) = (pieces(p.row(r), t.row(r)), pieces(p.row(r0), t.row(r0)));
         let mut k = PAD + j;
-        for r in r0..r1 {
-            let c = pieces(r + 1);
-            let (px, py) = sobel8(a.0, b.0, c.0);
-            let (qx, qy) = sobel8(a.1, b.1, c.1);
-            if M == EffMode::Components as u8 {
-                _mm256_storeu_ps(e[0].add(k), _mm256_mul_ps(cv, _mm256_sub_ps(px, qx)));
-                _mm256_storeu_ps(e[1].add(k), _mm256_mul_ps(cv, _mm256_sub_ps(py, qy)));
-            } else if M == EffMode::MagPred as u8 {
-                let (mp, mt) = (mag8(px, py), mag8(qx, qy));
-                let kp = _mm256_div_ps(_mm256_mul_ps(cv, _mm256_sub_ps(mp, mt)), mp);
-                _mm256_storeu_ps(e[0].add(k), _mm256_mul_ps(kp, px));
-                _mm256_storeu_ps(e[1].add(k), _mm256_mul_ps(kp, py));
-            } else {
-                let (mp, mt) = (mag8(px, py), mag8(qx, qy));
-                let g = _mm256_mul_ps(cv, _mm256_sub_ps(mp, mt));
-                let (kp, kt) = (_mm256_div_ps(g, mp), _mm256_div_ps(g, mt));
-                _mm256_storeu_ps(e[0].add(k), _mm256_mul_ps(kp, px));
-                _mm256_storeu_ps(e[1].add(k), _mm256_mul_ps(kp, py));
-                _mm256_storeu_ps(e[2].add(k), _mm256_xor_ps(_mm256_mul_ps(kt, qx), neg));
-                _mm256_storeu_ps(e[3].add(k), _mm256_xor_ps(_mm256_mul_ps(kt, qy), neg));
-            }
-            (a, b) = (b, c);
-            k += ws;
+        macro_rules! step {
+            ($pc:expr, $tc:expr) => {{
+                let c = pieces($pc, $tc);
+                let (px, py) = sobel8(a.0, b.0, c.0);
+                let (qx, qy) = sobel8(a.1, b.1, c.1);
+                if M == EffMode::Components as u8 {
+                    _mm256_storeu_ps(e[0].add(k), _mm256_mul_ps(cv, _mm256_sub_ps(px, qx)));
+                    _mm256_storeu_ps(e[1].add(k), _mm256_mul_ps(cv, _mm256_sub_ps(py, qy)));
+                } else {
+                    // c(M_p − M_t)/M_p = (c/S_p)(S_p − M_p·M_t) with S = M²: the
+                    // division does not wait for the square roots.
+                    let (sp, st) = (sumsq8(px, py), sumsq8(qx, qy));
+                    let (mp, mt) = (_mm256_sqrt_ps(sp), _mm256_sqrt_ps(st));
+                    let kp = _mm256_mul_ps(_mm256_div_ps(cv, sp), _mm256_fnmadd_ps(mp, mt, sp));
+                    _mm256_storeu_ps(e[0].add(k), _mm256_mul_ps(kp, px));
+                    _mm256_storeu_ps(e[1].add(k), _mm256_mul_ps(kp, py));
+                    if M == EffMode::MagBoth as u8 {
+                        // −c(M_p − M_t)/M_t = (c/S_t)(S_t − M_p·M_t).
+                        let d = _mm256_fnmadd_ps(mp, mt, st);
+                        let kt = _mm256_mul_ps(_mm256_div_ps(cv, st), d);
+                        _mm256_storeu_ps(e[2].add(k), _mm256_mul_ps(kt, qx));
+                        _mm256_storeu_ps(e[3].add(k), _mm256_mul_ps(kt, qy));
+                    }
+                }
+                (a, b) = (b, c);
+                k += ws;
+            }};
+        }
+        let (mut pc, mut tc) = (p.row(r0 + 1), t.row(r0 + 1));
+        for _ in r0..p.inside(r0, r1) {
+            step!(pc, tc);
+            (pc, tc) = (pc.wrapping_add(p.w), tc.wrapping_add(t.w));
+        }
+        for _ in p.inside(r0, r1)..r1 {
+            step!(p.zeros, t.zeros);
         }
     }
 
@@ -723,7 +771,7 @@ mod x86 {
     ) {
         let (pr, tr) = (Rows::new(p), Rows::new(t));
         let w = p.w;
-        assert!(t.w == w && ws >= w + 2 * PAD);
+        assert!(t.w == w && t.ht == p.ht && ws >= w + 2 * PAD);
         let n = rows.1 - rows.0;
         for e in &e[..mode.arrays()] {
             assert!(n == 0 || e.len() >= (n - 1) * ws + PAD + w);
@@ -752,6 +800,39 @@ mod x86 {
         )
     }
 
+    /// Gather of the strip of columns j .. j + 8 of the `n` output rows from `o` (row
+    /// stride `w`), from buffer rows 0 .. n + 2 of `x`, `y` (mode `G` as the [`Gather`]
+    /// discriminant).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gather8<const G: u8>(
+        j: usize,
+        (x, y): (*const f32, *const f32),
+        ws: usize,
+        (o, n, w): (*mut f32, usize, usize),
+    ) {
+        let (two, neg) = (_mm256_set1_ps(2.0), _mm256_set1_ps(-0.0));
+        let k = PAD + j;
+        let (mut a, mut b) = (gpieces(x, y, k), gpieces(x, y, k + ws));
+        let (mut kc, mut o) = (k + 2 * ws, o.add(j));
+        for _ in 0..n {
+            let c = gpieces(x, y, kc);
+            let sx = _mm256_fmadd_ps(b.0, two, _mm256_add_ps(a.0, c.0));
+            let g = _mm256_add_ps(sx, _mm256_sub_ps(c.1, a.1));
+            let v = if G == Gather::Set as u8 {
+                _mm256_xor_ps(g, neg)
+            } else if G == Gather::Sub as u8 {
+                _mm256_sub_ps(_mm256_loadu_ps(o), g)
+            } else {
+                _mm256_add_ps(_mm256_loadu_ps(o), g)
+            };
+            _mm256_storeu_ps(o, v);
+            (a, b) = (b, c);
+            kc += ws;
+            o = o.add(w);
+        }
+    }
+
     /// [`portable::gather_block`].
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn gather_block(
@@ -764,27 +845,13 @@ mod x86 {
     ) {
         let n = out.len() / w;
         assert!(ws >= w + 2 * PAD && x.len() >= (n + 2) * ws && y.len() >= (n + 2) * ws);
-        let (xp, yp, op) = (x.as_ptr(), y.as_ptr(), out.as_mut_ptr());
-        let (two, neg) = (_mm256_set1_ps(2.0), _mm256_set1_ps(-0.0));
+        let (xy, o) = ((x.as_ptr(), y.as_ptr()), (out.as_mut_ptr(), n, w));
         let mut j = 0;
         while j + 8 <= w {
-            let k = PAD + j;
-            let (mut a, mut b) = (gpieces(xp, yp, k), gpieces(xp, yp, k + ws));
-            let mut kc = k + 2 * ws;
-            let mut o = op.add(j);
-            for _ in 0..n {
-                let c = gpieces(xp, yp, kc);
-                let sx = _mm256_fmadd_ps(b.0, two, _mm256_add_ps(a.0, c.0));
-                let g = _mm256_add_ps(sx, _mm256_sub_ps(c.1, a.1));
-                let v = match mode {
-                    Gather::Set => _mm256_xor_ps(g, neg),
-                    Gather::Sub => _mm256_sub_ps(_mm256_loadu_ps(o), g),
-                    Gather::Add => _mm256_add_ps(_mm256_loadu_ps(o), g),
-                };
-                _mm256_storeu_ps(o, v);
-                (a, b) = (b, c);
-                kc += ws;
-                o = o.add(w);
+            match mode {
+                Gather::Set => gather8::<{ Gather::Set as u8 }>(j, xy, ws, o),
+                Gather::Sub => gather8::<{ Gather::Sub as u8 }>(j, xy, ws, o),
+                Gather::Add => gather8::<{ Gather::Add as u8 }>(j, xy, ws, o),
             }
             j += 8;
         }
