@@ -22,7 +22,8 @@
 //! (FMAs included: the portable code uses `mul_add`): AVX2 intrinsics (module `x86`, 8
 //! columns per strip, chosen at run time by [`crate::simd::has_avx2_fma`]) and
 //! portable scalar code (module `portable`, which also does the AVX2 loops' last
-//! W mod 8 columns). Both give bit-identical results; a unit test checks it.
+//! W mod 8 columns). Both give bit-identical results; a unit test checks it. (Where
+//! the CPU has no FMA, `mul_add` is a libm call: slower, still exactly rounded.)
 //!
 //! - Sobel loss forward: each strip sums its loss terms over a block of
 //!   [`FWD_BLOCK`] rows in f32 (lane = column mod 8), then adds them into 8 f64 lanes;
@@ -1432,6 +1433,33 @@ mod tests {
         let [a, b, c] = &mut o;
         forward_impl(Exec::SEQ, avx2, band, x, s, [a, b, c]);
         o
+    }
+
+    /// Shapes with a zero dimension: nothing to compute and no panic (the loss kernels
+    /// reject them with a typed error, the mean being undefined).
+    #[test]
+    fn empty_shapes() {
+        use brain_core::Backend;
+        let be = CpuBackend::new();
+        for (batch, channels, height, width) in [(1, 1, 0, 5), (1, 1, 5, 0), (0, 1, 4, 4)] {
+            let s = ImageShape {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let n = s.len();
+            let x = be.alloc(n).unwrap();
+            let [mut a, mut b, mut c] = [0; 3].map(|_| be.alloc(n).unwrap());
+            be.sobel_forward(&x, &s, &mut a, &mut b, &mut c).unwrap();
+            be.sobel_backward(&x, &s, Some(&a), None, Some(&c), &mut b)
+                .unwrap();
+            for form in FORMS {
+                let mut loss = be.alloc(1).unwrap();
+                let _ = be.sobel_loss_forward(&x, &x, &s, form, &mut loss);
+                let _ = be.sobel_loss_backward(&x, &x, &s, form, 1.0, Some(&mut a), Some(&mut b));
+            }
+        }
     }
 
     /// The AVX2 copies against the portable ones (which CPUs without AVX2 run) on odd
