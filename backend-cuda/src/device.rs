@@ -46,6 +46,14 @@ pub fn cublas_available() -> Result<()> {
     }
 }
 
+/// How many CUDA devices the driver sees ([`BrainError::Unsupported`] without a
+/// driver).
+pub fn device_count() -> Result<usize> {
+    driver_available()?;
+    let count = CudaContext::device_count().map_err(|e| driver_error("cuInit", e))?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A buffer of f32 in the memory of one [`CudaBackend`](crate::CudaBackend).
@@ -477,6 +485,39 @@ impl Device {
             // The emulator runs every call to completion before returning.
             Kind::Emu(_) => Ok(()),
         }
+    }
+
+    /// Run `f` between two CUDA events recorded on the stream and return the device
+    /// time between them (`None` on the emulator, which has no device clock). Waits
+    /// for the stream before and after.
+    pub(crate) fn time<T>(
+        &self,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Option<std::time::Duration>)> {
+        let g = match &self.kind {
+            Kind::Gpu(g) => g,
+            Kind::Emu(_) => return Ok((f()?, None)),
+        };
+        self.sync()?;
+        let flags = Some(drv::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = g
+            .stream
+            .record_event(flags)
+            .map_err(|e| driver_error("cuEventRecord", e))?;
+        let out = f();
+        let end = g
+            .stream
+            .record_event(flags)
+            .map_err(|e| driver_error("cuEventRecord", e));
+        // Errors of `f` first; then wait, so that a failed call leaves a quiet stream.
+        let out = out?;
+        let end = end?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| driver_error("cuEventElapsedTime", e))?;
+        self.sync()?;
+        let secs = f64::from(ms.max(0.0)) * 1e-3;
+        Ok((out, Some(std::time::Duration::from_secs_f64(secs))))
     }
 
     // ------------------------------------------------------------ cuBLAS

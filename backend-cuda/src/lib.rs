@@ -204,6 +204,25 @@ impl CudaBackend {
         })
     }
 
+    /// How many CUDA devices the driver sees (ordinals `0..n` for
+    /// [`CudaBackend::with_ordinal`]); [`BrainError::Unsupported`] when no CUDA driver
+    /// can be loaded.
+    pub fn device_count() -> Result<usize> {
+        device::device_count()
+    }
+
+    /// Run `f` between two CUDA events recorded on the backend's stream and return
+    /// the device time between them (`cuEventElapsedTime`), for benchmarks. `None`
+    /// for the time on the emulator, which has no device clock. Waits for the stream
+    /// before and after `f`.
+    #[doc(hidden)]
+    pub fn time_on_device<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Option<std::time::Duration>)> {
+        self.dev.time(|| f(self))
+    }
+
     /// The device's compute capability `(major, minor)` (`(0, 0)` for the emulator).
     pub fn compute_capability(&self) -> (i32, i32) {
         self.dev.compute_capability()

@@ -217,22 +217,28 @@ impl Gpu {
     /// As [`Gpu::new`], enabling `extra` features on the device (e.g. `SHADER_F16` for
     /// the f16 backend); [`BrainError::Unsupported`] when the adapter lacks one.
     pub(crate) fn with_features(extra: wgpu::Features) -> Result<Self> {
-        // Vulkan only: pinned, so that wgpu never falls back to GL, whatever
-        // WGPU_BACKEND says.
-        if !wgpu::Instance::enabled_backend_features().contains(wgpu::Backends::VULKAN) {
-            return Err(BrainError::Unsupported(
-                "wgpu: the Vulkan backend is not available on this platform".into(),
-            ));
-        }
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
         let wanted = std::env::var(ADAPTER_ENV)
             .ok()
             .filter(|s| !s.is_empty())
             .map(|s| s.to_lowercase());
-        let adapter = pick_adapter(adapters, wanted.as_deref())?;
+        let adapter = pick_adapter(vulkan_adapters()?, wanted.as_deref())?;
+        Self::on(adapter, extra)
+    }
+
+    /// As [`Gpu::new`], on the `index`-th Vulkan adapter in enumeration order (see
+    /// `adapter_names`), whatever `$BRAIN_WGPU_ADAPTER` says.
+    pub(crate) fn with_adapter_index(index: usize) -> Result<Self> {
+        let adapters = vulkan_adapters()?;
+        let n = adapters.len();
+        let adapter = adapters.into_iter().nth(index).ok_or_else(|| {
+            BrainError::Unsupported(format!(
+                "wgpu: no Vulkan adapter {index} ({n} adapter(s) present)"
+            ))
+        })?;
+        Self::on(adapter, wgpu::Features::empty())
+    }
+
+    fn on(adapter: wgpu::Adapter, extra: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
         let adapter_features = adapter.features();
         // Ask for everything the adapter offers: larger bindings and dispatches than
@@ -1219,6 +1225,30 @@ fn lcm(a: usize, b: usize) -> Option<usize> {
 
 /// The adapter named by `wanted` (a lower-case substring), else the most capable kind:
 /// discrete, integrated, virtual, then CPU (lavapipe).
+/// Every Vulkan adapter, in enumeration order. Vulkan only: pinned, so that wgpu never
+/// falls back to GL, whatever WGPU_BACKEND says.
+fn vulkan_adapters() -> Result<Vec<wgpu::Adapter>> {
+    if !wgpu::Instance::enabled_backend_features().contains(wgpu::Backends::VULKAN) {
+        return Err(BrainError::Unsupported(
+            "wgpu: the Vulkan backend is not available on this platform".into(),
+        ));
+    }
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::VULKAN;
+    let instance = wgpu::Instance::new(desc);
+    Ok(pollster::block_on(
+        instance.enumerate_adapters(wgpu::Backends::VULKAN),
+    ))
+}
+
+/// The names of the Vulkan adapters, in enumeration order (the indices
+/// `WgpuBackend::with_adapter_index` takes); empty without Vulkan.
+pub fn adapter_names() -> Vec<String> {
+    vulkan_adapters()
+        .map(|a| a.iter().map(|a| a.get_info().name).collect())
+        .unwrap_or_default()
+}
+
 fn pick_adapter(adapters: Vec<wgpu::Adapter>, wanted: Option<&str>) -> Result<wgpu::Adapter> {
     if adapters.is_empty() {
         return Err(BrainError::Unsupported(

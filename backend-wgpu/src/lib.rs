@@ -71,9 +71,9 @@ use brain_core::{
 use gpu::{Gpu, Kernel, Params, Part};
 use std::sync::Weak;
 
-#[doc(hidden)]
-pub use gpu::DeviceTime;
 pub use gpu::ADAPTER_ENV;
+#[doc(hidden)]
+pub use gpu::{adapter_names, DeviceTime};
 pub use half::{WgpuF16Backend, WgpuF16Buffer};
 #[doc(hidden)]
 pub use pool::PoolStats;
@@ -140,6 +140,16 @@ impl WgpuBackend {
         Ok(WgpuBackend { gpu: Gpu::new()? })
     }
 
+    /// The backend on the `index`-th Vulkan adapter in enumeration order (the order
+    /// of `adapter_names`), whatever `$BRAIN_WGPU_ADAPTER` says; for benchmarks that
+    /// cover every adapter.
+    #[doc(hidden)]
+    pub fn with_adapter_index(index: usize) -> Result<Self> {
+        Ok(WgpuBackend {
+            gpu: Gpu::with_adapter_index(index)?,
+        })
+    }
+
     /// The adapter's description (name, driver, device type).
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         self.gpu.info()
@@ -182,6 +192,14 @@ impl WgpuBackend {
     #[doc(hidden)]
     pub fn set_pool_capacity(&self, bytes: u64) {
         self.gpu.set_pool_capacity(bytes);
+    }
+
+    /// Whether [`WgpuBackend::time_on_device`] can time on the device (the adapter
+    /// offers `TIMESTAMP_QUERY`, enabled on the device whenever offered).
+    #[doc(hidden)]
+    pub fn has_timestamps(&self) -> bool {
+        self.adapter_features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// Run `f` and time on the device every kernel dispatch it records (timestamps at

@@ -4,8 +4,8 @@
 //! backend) is timed by [`HostClock`], the host clock between two `sync`s; a GPU
 //! backend should time with its own device timers (CUDA events recorded on the
 //! backend's stream, wgpu timestamp queries written before and after the calls), so
-//! that host-side submission and driver latency are not counted as kernel time. See
-//! `src/devices/` for where those implementations go.
+//! that host-side submission and driver latency are not counted as kernel time: those
+//! are in `src/devices/` (`WgpuTimestampClock`, `CudaEventClock`).
 
 use brain_core::{Backend, Result};
 use std::time::{Duration, Instant};

@@ -1,32 +1,46 @@
-//! The CUDA backend in a run (feature `cuda`).
+//! The CUDA backend in a run (feature `cuda`): every device the driver sees, as
+//! `cuda:0`, `cuda:1`, …, timed by CUDA events on the backend's stream.
 //!
-//! Seam for device timers: implement [`DeviceClock`] as `CudaEventClock` here and
-//! pass it in [`visit`] instead of [`HostClock`]. What it needs from backend-cuda:
-//! the stream every call is queued on, e.g. `CudaBackend::stream() ->
-//! &Arc<cudarc::driver::CudaStream>` (or `CudaBackend::record_event()` returning a
-//! `cudarc::driver::CudaEvent` created with timing enabled). `time(f)` then records
-//! an event, runs `f`, records a second event, synchronizes on it and returns
-//! `start.elapsed_ms(&end)`: the device time of the kernels `f` queued.
-//!
-//! Every device: this module expects `CudaBackend::device_count() -> Result<usize>`
-//! and `CudaBackend::new(ordinal) -> Result<CudaBackend>` (typed errors when there is
-//! no driver or no device), and runs each ordinal as `cuda:0`, `cuda:1`, ….
+//! Without a driver (or with no device) the run prints `skipped: cuda: <reason>` and
+//! goes on.
 
-#[allow(unused_imports)]
 use crate::clock::DeviceClock;
-use crate::clock::HostClock;
-use crate::devices::{DeviceKind, DeviceVisitor};
+use crate::devices::{strip, DeviceKind, DeviceVisitor};
 use backend_cuda::CudaBackend;
+use brain_core::{BrainError, Result};
+use std::time::Duration;
+
+/// CUDA events recorded on the backend's stream before and after the calls
+/// (`CudaBackend::time_on_device`): the device time of the kernels they queued.
+pub struct CudaEventClock<'a> {
+    be: &'a CudaBackend,
+}
+
+impl DeviceClock for CudaEventClock<'_> {
+    fn time(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Duration> {
+        match self.be.time_on_device(|_| f())? {
+            ((), Some(t)) => Ok(t),
+            // The emulator has no device clock; it is never opened here.
+            ((), None) => Err(BrainError::Unsupported(
+                "cuda: no device timer (emulator)".into(),
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "CUDA events on the stream".into()
+    }
+}
 
 /// Open every CUDA device and hand each to `v`.
 pub fn visit<V: DeviceVisitor>(v: &mut V) {
     let count = match CudaBackend::device_count() {
         Ok(0) => return v.skip("skipped: cuda: no CUDA device".into()),
         Ok(n) => n,
-        Err(e) => return v.skip(format!("skipped: cuda: {e}")),
+        Err(e) => return v.skip(format!("skipped: cuda: {}", strip(&e, "cuda: "))),
     };
     for ordinal in 0..count {
-        match CudaBackend::new(ordinal) {
+        match CudaBackend::with_ordinal(ordinal) {
             Ok(be) => {
                 let id = format!("cuda:{ordinal}");
                 let kind = DeviceKind {
@@ -35,10 +49,9 @@ pub fn visit<V: DeviceVisitor>(v: &mut V) {
                     host_probes: false,
                     scalar: false,
                 };
-                // Host clock until backend-cuda exposes its stream (module docs).
-                v.device(kind, &be, &HostClock::new(&be));
+                v.device(kind, &be, &CudaEventClock { be: &be });
             }
-            Err(e) => v.skip(format!("skipped: cuda:{ordinal}: {e}")),
+            Err(e) => v.skip(format!("skipped: cuda:{ordinal}: {}", strip(&e, "cuda: "))),
         }
     }
 }

@@ -9,9 +9,11 @@
 //! - `cuda` (feature `cuda`, `cuda.rs`): `backend_cuda::CudaBackend`, every device.
 //!
 //! Both features are off by default (CI does not build wgpu or cudarc); without them
-//! a run prints `skipped: wgpu: …` / `skipped: cuda: …` and goes on. Until the
-//! backends expose what device timers need (see each module), those modules time
-//! with [`HostClock`], and the report says so in the device's `clock` column.
+//! a run prints `skipped: wgpu: …` / `skipped: cuda: …` and goes on, as it does
+//! when the feature is on but no adapter or driver is found. wgpu is timed by
+//! timestamp queries (`WgpuBackend::time_on_device`), CUDA by events on the backend's
+//! stream (`CudaBackend::time_on_device`); an adapter without `TIMESTAMP_QUERY` falls
+//! back to [`HostClock`], and the device's `clock` column says so.
 
 use crate::clock::{DeviceClock, HostClock};
 use brain_core::Backend;
@@ -101,6 +103,17 @@ pub fn visit<V: DeviceVisitor>(backend: &str, threads: Option<usize>, v: &mut V)
             );
         }
         other => v.skip(format!("skipped: {other}: unknown backend")),
+    }
+}
+
+/// An error's message from just after its first `prefix` (e.g. `"cuda: "`), so
+/// that a `skipped: cuda: …` line does not name the backend twice.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) fn strip(e: &brain_core::BrainError, prefix: &str) -> String {
+    let s = e.to_string();
+    match s.find(prefix) {
+        Some(i) => s[i + prefix.len()..].to_string(),
+        None => s,
     }
 }
 

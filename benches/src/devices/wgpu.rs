@@ -1,45 +1,110 @@
-//! The wgpu backend in a run (feature `wgpu`).
-//!
-//! Seam for device timers: implement [`DeviceClock`] as `WgpuTimestampClock` here
-//! and pass it in [`visit`] instead of [`HostClock`]. What it needs from
-//! backend-wgpu:
-//!
-//! 1. the device opened with `wgpu::Features::TIMESTAMP_QUERY` (and
-//!    `TIMESTAMP_QUERY_INSIDE_ENCODERS`) when the adapter has them;
-//! 2. its `wgpu::Device` and `wgpu::Queue` (e.g. `WgpuBackend::device()`,
-//!    `WgpuBackend::queue()`), since every backend call submits its own command
-//!    buffer.
-//!
-//! `time(f)` then submits an encoder that writes timestamp 0 into a 2-entry query
-//! set, runs `f` (which submits the kernels), submits an encoder that writes
-//! timestamp 1 and resolves the set into a buffer, maps it, and returns
-//! `(t1 − t0) · queue.get_timestamp_period()` nanoseconds. Submissions on one queue
-//! execute in order, so the interval covers the kernels `f` queued.
-//!
-//! Every adapter: `WgpuBackend::new()` opens the best Vulkan adapter (or the one named
-//! by `$BRAIN_WGPU_ADAPTER`); benchmarking each adapter needs an enumeration (e.g.
-//! `backend_wgpu::adapter_names() -> Vec<String>` and
-//! `WgpuBackend::with_adapter(&name)`), looped over here as `wgpu:0`, `wgpu:1`, ….
+//! The wgpu backend in a run (feature `wgpu`): every Vulkan adapter, as `wgpu:0`,
+//! `wgpu:1`, … (or only the one `$BRAIN_WGPU_ADAPTER` names), timed by timestamp
+//! queries where the adapter offers them.
 
-#[allow(unused_imports)]
-use crate::clock::DeviceClock;
-use crate::clock::HostClock;
-use crate::devices::{DeviceKind, DeviceVisitor};
-use backend_wgpu::WgpuBackend;
+use crate::clock::{DeviceClock, HostClock};
+use crate::devices::{strip, DeviceKind, DeviceVisitor};
+use backend_wgpu::{WgpuBackend, ADAPTER_ENV};
+use brain_core::Result;
+use std::cell::Cell;
+use std::time::Duration;
 
-/// Open the wgpu device and hand it to `v`.
-pub fn visit<V: DeviceVisitor>(v: &mut V) {
-    match WgpuBackend::new() {
-        Ok(be) => {
-            let kind = DeviceKind {
-                id: "wgpu:0",
-                backend: "wgpu",
-                host_probes: false,
-                scalar: false,
-            };
-            // Host clock until backend-wgpu exposes timestamp queries (module docs).
-            v.device(kind, &be, &HostClock::new(&be));
+/// Timestamp queries around every compute pass the calls record
+/// (`WgpuBackend::time_on_device`); a timing is the span from the beginning of the
+/// first dispatch to the end of the last. Calls that record no dispatch (the copy
+/// floor: buffer copies are not compute passes), or more than the backend can time,
+/// are timed by the host clock around `sync` instead, and [`DeviceClock::describe`]
+/// counts them.
+pub struct WgpuTimestampClock<'a> {
+    be: &'a WgpuBackend,
+    timed: Cell<usize>,
+    host: Cell<usize>,
+}
+
+impl DeviceClock for WgpuTimestampClock<'_> {
+    fn time(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Duration> {
+        let ((), t) = self.be.time_on_device(|_| f())?;
+        match t {
+            Some(t) if t.dispatches > 0 && t.untimed == 0 => {
+                self.timed.set(self.timed.get() + 1);
+                Ok(t.span)
+            }
+            _ => {
+                self.host.set(self.host.get() + 1);
+                HostClock::new(self.be).time(f)
+            }
         }
-        Err(e) => v.skip(format!("skipped: wgpu: {e}")),
+    }
+
+    fn describe(&self) -> String {
+        let host = self.host.get();
+        if host == 0 {
+            "wgpu timestamp queries (first dispatch to last)".into()
+        } else {
+            format!(
+                "wgpu timestamp queries (first dispatch to last); host clock around sync for {host} of {} timings (no timed dispatch, e.g. copies)",
+                host + self.timed.get()
+            )
+        }
+    }
+}
+
+/// The clock for `be`: timestamps when the adapter offers them, otherwise the host
+/// clock around `sync`, labelled as such.
+fn clock_for<'a>(be: &'a WgpuBackend) -> Box<dyn DeviceClock + 'a> {
+    if be.has_timestamps() {
+        Box::new(WgpuTimestampClock {
+            be,
+            timed: Cell::new(0),
+            host: Cell::new(0),
+        })
+    } else {
+        Box::new(NoTimestamps(HostClock::new(be)))
+    }
+}
+
+/// The host clock on an adapter without `TIMESTAMP_QUERY`, saying so.
+struct NoTimestamps<'a>(HostClock<'a, WgpuBackend>);
+
+impl DeviceClock for NoTimestamps<'_> {
+    fn time(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<Duration> {
+        self.0.time(f)
+    }
+    fn describe(&self) -> String {
+        "host clock around sync (adapter has no TIMESTAMP_QUERY)".into()
+    }
+}
+
+/// Open every Vulkan adapter (only `$BRAIN_WGPU_ADAPTER`'s when set) and hand each to
+/// `v`.
+pub fn visit<V: DeviceVisitor>(v: &mut V) {
+    let pinned = std::env::var(ADAPTER_ENV).is_ok_and(|s| !s.is_empty());
+    let count = if pinned {
+        1
+    } else {
+        backend_wgpu::adapter_names().len().max(1)
+    };
+    for i in 0..count {
+        // With no adapter, `new` says why.
+        let be = if pinned || count == 1 {
+            WgpuBackend::new()
+        } else {
+            WgpuBackend::with_adapter_index(i)
+        };
+        match be {
+            Ok(be) => {
+                let id = format!("wgpu:{i}");
+                let kind = DeviceKind {
+                    id: &id,
+                    backend: "wgpu",
+                    host_probes: false,
+                    scalar: false,
+                };
+                let clock = clock_for(&be);
+                v.device(kind, &be, clock.as_ref());
+            }
+            Err(e) if count == 1 => v.skip(format!("skipped: wgpu: {}", strip(&e, "wgpu: "))),
+            Err(e) => v.skip(format!("skipped: wgpu:{i}: {}", strip(&e, "wgpu: "))),
+        }
     }
 }
