@@ -6,7 +6,7 @@
 //! cargo bench -p benches                                   # small and paper, cpu (+ features)
 //! BENCH_SHAPES=small cargo bench -p benches                # one set
 //! BENCH_BACKENDS=cpu,reference cargo bench -p benches      # pick backends
-//! cargo bench -p benches --features wgpu,cuda              # GPU backends too
+//! cargo bench -p benches --no-default-features              # CPU and reference only
 //! cargo bench -p benches -- 'cpu/small/gemm'               # criterion's filter
 //! ```
 //!
