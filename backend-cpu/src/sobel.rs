@@ -143,6 +143,9 @@ struct Plane<'a> {
 impl<'a> Plane<'a> {
     /// `x` as a plane of rows of `w`; `zeros` holds at least `w` zeros.
     fn new(x: &'a [f32], w: usize, zeros: &'a [f32]) -> Self {
+        // Internal invariant, not user input: the kernels' entry points have checked
+        // every length with brain_core::check before any plane is built. The asserts in
+        // this file guard the unchecked pointer reads of the SIMD walks below.
         assert!(w > 0 && zeros.len() >= w && x.len() % w == 0);
         Plane {
             x,

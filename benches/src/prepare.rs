@@ -505,16 +505,14 @@ where
     let len = n * t * d;
     let width = t * d;
     let mut loss = be.alloc(1)?;
-    if kind == LossKind::Sobel {
-        let (p, q) = (up(be, lat.len(), 3)?, up(be, lat.len(), 4)?);
-        let mut dp = be.alloc(lat.len())?;
-        return Ok(Box::new(move || {
-            be.sobel_loss_forward(&p, &q, &lat, SOBEL_FORM, &mut loss)?;
-            be.sobel_loss_backward(&p, &q, &lat, SOBEL_FORM, 1.0, Some(&mut dp), None)
-        }));
-    }
-    let (a, b) = (up(be, len, 1)?, up(be, len, 2)?);
-    let (mut da, mut db) = (be.alloc(len)?, be.alloc(len)?);
+    // The Sobel loss works on latents, not token tensors.
+    let (alen, glen) = if kind == LossKind::Sobel {
+        (lat.len(), lat.len())
+    } else {
+        (len, len)
+    };
+    let (a, b) = (up(be, alen, 1)?, up(be, alen, 2)?);
+    let (mut da, mut db) = (be.alloc(glen)?, be.alloc(glen)?);
     Ok(match kind {
         LossKind::Mse => Box::new(move || {
             be.mse_forward(&a, &b, &mut loss)?;
@@ -545,7 +543,10 @@ where
                 clip.backward(be, &a, &b, 1.0, Some(&mut da), Some(&mut db))
             })
         }
-        LossKind::Sobel => unreachable!("handled above"),
+        LossKind::Sobel => Box::new(move || {
+            be.sobel_loss_forward(&a, &b, &lat, SOBEL_FORM, &mut loss)?;
+            be.sobel_loss_backward(&a, &b, &lat, SOBEL_FORM, 1.0, Some(&mut da), None)
+        }),
     })
 }
 
